@@ -1,0 +1,145 @@
+"""MoCo: contrast queries against a queue of keys from a momentum encoder.
+
+He, Fan, Wu, Xie, Girshick, "Momentum Contrast for Unsupervised Visual Representation Learning",
+CVPR 2020, arXiv:1911.05722 (v1); Chen, Fan, Girshick, He, "Improved Baselines with Momentum
+Contrastive Learning", arXiv:2003.04297 (v2: MLP head, temperature 0.2).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sslbook.losses import info_nce_queue
+from sslbook.methods.momentum import copy_frozen, update_momentum
+from sslbook.models import projection_mlp
+
+
+class MoCo(nn.Module):
+    """Query encoder ``f_q`` (trained) and key encoder ``f_k`` (EMA of ``f_q``), queue of keys.
+
+    Two defaults are the small-data ones: the paper's queue holds ``K = 65536`` keys and its
+    momentum is ``m = 0.999`` (arXiv:1911.05722, Sec. 4); we default to ``queue_size = 4096``
+    and ``momentum = 0.99``, the values of the official CIFAR-10 demo (which also uses T = 0.1).
+    ``temperature=None`` picks 0.2 for v2 (arXiv:2003.04297, Sec. 2) and 0.07 for v1.
+    v1 has a linear head, v2 an MLP head fc-ReLU-fc without BatchNorm (``hidden_dim``
+    defaults to the encoder width, 2048 for ResNet-50).
+
+    ``symmetric=True`` (the demo's ``--symmetric`` option; MoCo v3) sums the two directions,
+    ``q(view 0) -> k(view 1)`` and ``q(view 1) -> k(view 0)``, and enqueues both key batches
+    (2B keys per step); ``symmetric=False`` is the v1/v2 loss: queries from view 0 only.
+
+    Shuffle BN (Sec. 3.3). BatchNorm statistics are shared by the samples of a batch, so a
+    query and its positive key can "cheat": if both are normalised with statistics of the same
+    images, the model can match them through these statistics instead of through the image
+    content, and the loss drops without good features. MoCo computes BN per GPU and shuffles the
+    key batch across GPUs. On one device we do the same with ``bn_splits`` sub-batches (the
+    demo's SplitBatchNorm): queries go through the network in ``bn_splits`` contiguous chunks,
+    keys are shuffled, split into chunks, and unshuffled, so the statistics for ``q_i`` and
+    ``k_i`` come from different (random) subsets of the batch. ``bn_splits=1`` is plain BN over
+    the whole batch; ``shuffle_bn=False`` keeps the chunks but not the shuffle (the leaky
+    ablation of Sec. 3.3).
+    """
+
+    default_optimizer = {
+        "name": "sgd",
+        "lr": 0.03,  # per 256 images
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "source": "MoCo, arXiv:1911.05722, Sec. 4.1 (SGD, lr 0.03 at batch 256, momentum 0.9,"
+        " weight decay 1e-4); v2 adds a cosine schedule (arXiv:2003.04297)",
+    }
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        version: int = 2,
+        hidden_dim: int | None = None,
+        out_dim: int = 128,
+        queue_size: int = 4096,
+        momentum: float = 0.99,
+        temperature: float | None = None,
+        symmetric: bool = True,
+        shuffle_bn: bool = True,
+        bn_splits: int = 8,
+    ) -> None:
+        super().__init__()
+        if version not in (1, 2):
+            raise ValueError(f"version must be 1 or 2, got {version}")
+        if bn_splits < 1:
+            raise ValueError(f"bn_splits must be >= 1, got {bn_splits}")
+        feature_dim = encoder.feature_dim  # set by sslbook.models.create
+        hidden_dim = feature_dim if hidden_dim is None else hidden_dim
+        temperature = (0.2 if version == 2 else 0.07) if temperature is None else temperature
+        self.encoder = encoder  # f_q
+        if version == 1:
+            self.projector = nn.Linear(feature_dim, out_dim)
+        else:
+            self.projector = projection_mlp(feature_dim, hidden_dim, out_dim, batch_norm=False)
+        self.encoder_k = copy_frozen(self.encoder)  # f_k, never receives gradients
+        self.projector_k = copy_frozen(self.projector)
+        self.register_buffer("queue", F.normalize(torch.randn(queue_size, out_dim), dim=1))  # KxD
+        self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
+        self.momentum, self.temperature = momentum, temperature
+        self.symmetric, self.shuffle_bn, self.bn_splits = symmetric, shuffle_bn, bn_splits
+        self.config = {
+            "version": version, "hidden_dim": hidden_dim, "out_dim": out_dim,
+            "queue_size": queue_size, "momentum": momentum, "temperature": temperature,
+            "symmetric": symmetric, "shuffle_bn": shuffle_bn, "bn_splits": bn_splits,
+        }  # fmt: skip
+
+    def _split_forward(self, encoder: nn.Module, projector: nn.Module, x: torch.Tensor):
+        """``projector(encoder(x))`` on ``bn_splits`` chunks, each with its own BN statistics."""
+        return torch.cat([projector(encoder(c)) for c in x.chunk(self.bn_splits)])  # N x D
+
+    def _query(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self._split_forward(self.encoder, self.projector, x), dim=1)  # N x D
+
+    @torch.no_grad()  # keys: no gradient to the key encoder
+    def _key(self, x: torch.Tensor) -> torch.Tensor:
+        perm = torch.randperm(x.shape[0], device=x.device) if self.shuffle_bn else None
+        x = x[perm] if perm is not None else x  # shuffle the key batch
+        k = self._split_forward(self.encoder_k, self.projector_k, x)  # N x D
+        if perm is not None:
+            k = k[torch.argsort(perm)]  # unshuffle: k[i] belongs to image i again
+        return F.normalize(k.float(), dim=1)  # N x D, float32 even under autocast
+
+    @torch.no_grad()
+    def _dequeue_and_enqueue(self, k: torch.Tensor) -> None:
+        n, size = k.shape[0], self.queue.shape[0]
+        if n > size:
+            raise ValueError(f"{n} keys per step do not fit a queue of {size}; raise queue_size")
+        ptr = int(self.queue_ptr)
+        idx = (ptr + torch.arange(n, device=k.device)) % size  # wraps around the end
+        self.queue[idx] = k.to(self.queue.dtype)  # replace the oldest keys
+        self.queue_ptr[0] = (ptr + n) % size
+
+    def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
+        if len(views) != 2:
+            raise ValueError(f"MoCo takes exactly 2 views (query and key), got {len(views)}")
+        x1, x2 = views
+        if self.training and x1.shape[0] < 2 * self.bn_splits:
+            raise ValueError(
+                f"batch of {x1.shape[0]} is too small for bn_splits={self.bn_splits}: each "
+                "BatchNorm chunk needs >= 2 images; lower bn_splits or raise the batch size"
+            )
+        queue = self.queue.clone().detach()  # K x D, negatives of this step
+        q1, k2 = self._query(x1), self._key(x2)  # N x D each
+        loss = info_nce_queue(q1, k2, queue, temperature=self.temperature)
+        keys = [k2]
+        if self.symmetric:
+            q2, k1 = self._query(x2), self._key(x1)  # N x D each
+            loss = loss + info_nce_queue(q2, k1, queue, temperature=self.temperature)
+            keys.append(k1)
+        if self.training:
+            self._dequeue_and_enqueue(torch.cat(keys))  # enqueue after the loss
+        return loss
+
+    def on_before_step(self, step: int, total_steps: int) -> None:
+        """Nothing to do before the optimizer step."""
+
+    def on_step_end(self, step: int, total_steps: int) -> None:
+        """Momentum update of the key encoder (Eq. 2): ``theta_k = m theta_k + (1-m) theta_q``."""
+        update_momentum(self.encoder, self.encoder_k, self.momentum)
+        update_momentum(self.projector, self.projector_k, self.momentum)

@@ -1,0 +1,76 @@
+"""SimCLR: contrast each view against the other images of the batch.
+
+Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive Learning of Visual
+Representations", ICML 2020, arXiv:2002.05709.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import nn
+
+from sslbook.losses import info_nce
+from sslbook.models import projection_mlp
+
+
+class SimCLR(nn.Module):
+    """Shared encoder ``f`` + projection head ``g``; NT-Xent loss on ``z = g(f(x))``.
+
+    Defaults follow the paper: the head is an MLP with one hidden layer as wide as the encoder
+    output (2048 -> 2048 -> 128 for ResNet-50, Sec. 2.1 and Sec. 4.2) and ``out_dim = 128``;
+    ``temperature = 0.5`` is the official CIFAR-10 recipe (the ImageNet default is 0.1).
+
+    With more than two views the loss is the mean of ``info_nce`` over all pairs of views.
+    All views of the same size go through the encoder as one batch, as in the official code,
+    so BatchNorm sees both views together.
+    """
+
+    default_optimizer = {
+        "name": "lars",
+        "lr": 0.3,  # per 256 images: 4.8 at batch 4096
+        "momentum": 0.9,
+        "weight_decay": 1e-6,
+        "source": "SimCLR, arXiv:2002.05709, Sec. 2.3 (default setting: LARS, lr 0.3 x B/256,"
+        " weight decay 1e-6, 10 warmup epochs then cosine)",
+    }
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        hidden_dim: int | None = None,
+        out_dim: int = 128,
+        temperature: float = 0.5,
+    ) -> None:
+        super().__init__()
+        feature_dim = encoder.feature_dim  # set by sslbook.models.create
+        hidden_dim = feature_dim if hidden_dim is None else hidden_dim
+        self.encoder = encoder
+        self.projector = projection_mlp(feature_dim, hidden_dim, out_dim, num_layers=2)
+        self.temperature = temperature
+        self.config = {"hidden_dim": hidden_dim, "out_dim": out_dim, "temperature": temperature}
+
+    def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
+        if len(views) < 2:
+            raise ValueError(f"SimCLR needs at least 2 views, got {len(views)}")
+        z = [self.projector(h) for h in _encode(self.encoder, views)]  # V x (B x D)
+        pairs = list(itertools.combinations(range(len(z)), 2))
+        loss = sum(info_nce(z[i], z[j], temperature=self.temperature) for i, j in pairs)
+        return loss / len(pairs)
+
+    def on_before_step(self, step: int, total_steps: int) -> None:
+        """Nothing to do before the optimizer step."""
+
+    def on_step_end(self, step: int, total_steps: int) -> None:
+        """Nothing to do after the optimizer step."""
+
+
+def _encode(encoder: nn.Module, views: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Encode views, one forward pass per run of views that share a size; one B x F per view."""
+    features = []
+    for _, group in itertools.groupby(views, key=lambda v: tuple(v.shape)):
+        group = list(group)
+        features.extend(encoder(torch.cat(group)).chunk(len(group)))  # (n B) x F -> n x (B x F)
+    return features
+

@@ -1,0 +1,75 @@
+"""Checkers for the chapters' exercises.
+
+Each ``check_*`` function takes a student's function (or value), compares it with the library's
+reference on random inputs, prints one clear line (pass, or fail with a hint) and returns a
+:class:`CheckResult` that an autograder can read (``result.passed``, ``result.to_dict()``).
+A checker never raises on a wrong or unfinished answer: it reports it.
+
+One module per chapter (``ch01``, ``ch02`` ...); every checker is re-exported here, so
+``from sslbook.exercises import check_knn_vote`` works.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one exercise check."""
+
+    exercise: str
+    passed: bool
+    message: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        return f"[{'PASS' if self.passed else 'FAIL'}] {self.exercise}: {self.message}"
+
+
+def report(exercise: str, passed: bool, message: str, verbose: bool = True) -> CheckResult:
+    result = CheckResult(exercise, bool(passed), message)
+    if verbose:
+        print(result)
+    return result
+
+
+def run_check(exercise: str, test: Callable[[], tuple[bool, str]],
+              verbose: bool = True) -> CheckResult:
+    """Run ``test() -> (passed, message)``; an exception in the student's code is a failure
+    whose message names the exception (NotImplementedError means 'not attempted yet')."""
+    try:
+        passed, message = test()
+    except NotImplementedError:
+        passed, message = False, "not attempted yet: replace `raise NotImplementedError`"
+    except Exception as err:  # the student's code raised: report, do not crash the notebook
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        passed, message = False, (f"your code raised {type(err).__name__}: {err} "
+                                  f"(line {frame.lineno}: {frame.line})")
+    return report(exercise, passed, message, verbose)
+
+
+def close(actual, expected, atol: float = 1e-5, rtol: float = 1e-4) -> tuple[bool, str]:
+    """(equal within tolerance?, a hint saying how far off and where)."""
+    actual = torch.as_tensor(actual, dtype=torch.float64)
+    expected = torch.as_tensor(expected, dtype=torch.float64)
+    if actual.shape != expected.shape:
+        return False, f"shape {tuple(actual.shape)}, expected {tuple(expected.shape)}"
+    if torch.allclose(actual, expected, atol=atol, rtol=rtol):
+        return True, "matches the reference"
+    err = (actual - expected).abs()
+    where = tuple(int(i) for i in torch.nonzero(err == err.max())[0]) if err.ndim else ()
+    return False, (f"largest difference {err.max().item():.3g} at index {where}: got "
+                   f"{actual[where].item():.6g}, expected {expected[where].item():.6g}")
+
+
+__all__ = ["CheckResult", "close", "report", "run_check"]

@@ -39,7 +39,7 @@ test: setup lint unit chapters
 test-all: setup lint unit chapters-all
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

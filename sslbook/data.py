@@ -148,6 +148,14 @@ def _load_fmnist_from(folder: Path, split: str) -> tuple[torch.Tensor, torch.Ten
             torch.from_numpy(labels.astype(np.int64)))
 
 
+def fashion_mnist_location(root: str | os.PathLike | None = None) -> Path | None:
+    """The first folder, in search order, that holds all four Fashion-MNIST files (or None)."""
+    for place in [*_candidates(root), DEBIAN_DIR]:
+        if all(_find_file(place, stem) for pair in _FMNIST_FILES.values() for stem in pair):
+            return place
+    return None
+
+
 def _download_fmnist(folder: Path) -> None:
     """Download with torchvision into ``folder/FashionMNIST/raw`` (overridden in tests)."""
     import torchvision

@@ -1,0 +1,139 @@
+"""Pretrain each method on Fashion-MNIST with the convnet for a fixed time budget, then evaluate.
+
+    python benchmarks/pretrain_fmnist.py                       # all methods, 15 min each
+    python benchmarks/pretrain_fmnist.py --methods byol --minutes 15
+    python benchmarks/pretrain_fmnist.py --baselines           # raw pixels, random convnet
+
+Each method runs in its own process (so peak memory is its own), plans its number of epochs
+from a short throughput calibration so that the cosine schedule ends inside the budget, and
+checkpoints as it goes: run the same command again after an interruption and it resumes.
+Rows are merged into ``results/pretrain_fmnist.json``; each row keeps its own command, commit,
+machine and date, so a table can be filled over several sittings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, provenance, table, write  # noqa: E402
+
+from sslbook import augment, data, default_device, evaluate, methods, models  # noqa: E402
+from sslbook.train import pretrain  # noqa: E402
+
+# Small-data settings (the papers' ImageNet values are the constructors' defaults).
+CONFIGS = {
+    "simclr": {"augment": "simclr", "kwargs": {"temperature": 0.5}},  # CIFAR T (SimCLR B.9)
+    "moco": {"augment": "moco_v2", "kwargs": {"queue_size": 4096, "momentum": 0.99,
+                                              "temperature": 0.1}},  # MoCo's CIFAR-10 demo
+    "byol": {"augment": "byol", "kwargs": {"hidden_dim": 1024, "tau_base": 0.99}},
+    "simsiam": {"augment": "moco_v2", "kwargs": {"dim": 512, "pred_dim": 128}},
+    "swav": {"augment": "swav", "kwargs": {"n_prototypes": 100, "queue_length": 0}},
+}
+COLUMNS = [("method", "method", ""), ("epochs", "epochs", ""), ("wall_minutes", "minutes", ".1f"),
+           ("images_per_second", "images/s", ".0f"), ("peak_memory_mb", "peak MB", ".0f"),
+           ("knn", "kNN (k=200)", ".4f"), ("linear", "linear (all)", ".4f"),
+           ("linear_60", "linear (60/class)", ".4f")]
+
+
+def evaluate_encoder(encoder, train, test, device) -> dict:
+    f_train = evaluate.features(encoder, train[0], device=device) if encoder else train[0]
+    f_test = evaluate.features(encoder, test[0], device=device) if encoder else test[0]
+    mean60, std60 = evaluate.few_label_accuracy(f_train, train[1], f_test, test[1], 60, seeds=3)
+    return {"knn": evaluate.knn_accuracy(f_train, train[1], f_test, test[1]),
+            "linear": evaluate.linear_probe(f_train, train[1], f_test, test[1]),
+            "linear_60": mean60, "linear_60_std": std60}
+
+
+def run_one(name: str, args: argparse.Namespace) -> dict:
+    device = torch.device(args.device or default_device())
+    train, test = data.fashion_mnist("train"), data.fashion_mnist("test")
+    mean, std = data.STATS["fashion-mnist"]
+    torch.manual_seed(0)
+    make_encoder = lambda: models.create("convnet", 1, mean, std, 28)  # noqa: E731
+    if name in ("raw pixels", "random convnet"):
+        encoder = make_encoder() if name == "random convnet" else None
+        return {"method": name, **evaluate_encoder(encoder, train, test, device)}
+    config = CONFIGS[name]
+    method = methods.create(name, make_encoder(), **config["kwargs"])
+    views = augment.preset(config["augment"], image_size=28, channels=1)
+    out = Path(args.out) / name
+    out.mkdir(parents=True, exist_ok=True)
+    plan_path = out / "plan.json"
+    if plan_path.exists():  # resuming: keep the planned length, so the schedule is the same
+        epochs = json.loads(plan_path.read_text())["epochs"]
+    else:
+        calibration = pretrain(methods.create(name, make_encoder(), **config["kwargs"]),
+                               train[0][:args.batch_size * 8], epochs=1,
+                               batch_size=args.batch_size, augment=views, device=device,
+                               progress=False)
+        per_epoch = len(train[0]) / calibration["images_per_second"]
+        epochs = max(1, int(args.minutes * 60 / per_epoch))
+        plan_path.write_text(json.dumps({"epochs": epochs, "calibration_images_per_second":
+                                         calibration["images_per_second"]}))
+    history = pretrain(method, train[0], epochs=epochs, batch_size=args.batch_size,
+                       augment=views, device=device, checkpoint_path=out / "checkpoint.pt",
+                       resume=True, knn_data=(train[0][:10_000], train[1][:10_000],
+                                              test[0][:2_000], test[1][:2_000]),
+                       knn_every=max(1, epochs // 5), max_minutes=1.25 * args.minutes,
+                       meta={"dataset": "fashion-mnist", "augment": config["augment"]},
+                       progress=not args.no_progress)
+    (out / "history.json").write_text(json.dumps(history))
+    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
+    return {"method": name, "epochs": history["epochs_done"], "planned_epochs": epochs,
+            "batch_size": args.batch_size, "wall_minutes": history["wall_seconds"] / 60,
+            "images_per_second": history["images_per_second"], "peak_memory_mb": peak,
+            "settings": config, **evaluate_encoder(method.encoder, train, test, device)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default=",".join(CONFIGS))
+    parser.add_argument("--baselines", action="store_true", help="raw pixels, random convnet")
+    parser.add_argument("--minutes", type=float, default=15.0, help="budget per method")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device")
+    parser.add_argument("--out", default="runs/pretrain_fmnist")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one, print JSON
+    args = parser.parse_args()
+    if args.one:
+        print("ROW " + json.dumps(run_one(args.one, args)))
+        return 0
+    names = ["raw pixels", "random convnet"] if args.baselines else args.methods.split(",")
+    unknown = [n for n in names if n not in CONFIGS and not args.baselines]
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(CONFIGS)}")
+    path = RESULTS / "pretrain_fmnist.json"
+    record = json.loads(path.read_text()) if path.exists() else {"benchmark": "pretrain_fmnist"}
+    rows = {r["method"]: r for r in record.get("rows", [])}
+    device = torch.device(args.device or default_device())
+    for name in names:
+        tic = time.time()
+        child = [sys.executable, __file__, "--one", name, *sys.argv[1:]]
+        result = subprocess.run(child, stdout=subprocess.PIPE, text=True)
+        lines = [x for x in result.stdout.splitlines() if x.startswith("ROW ")]
+        if result.returncode or not lines:
+            print(f"{name}: failed (exit {result.returncode})", file=sys.stderr)
+            return 1
+        rows[name] = {**json.loads(lines[-1][4:]), **provenance(device),
+                      "total_seconds": time.time() - tic}
+        order = ["raw pixels", "random convnet", *CONFIGS]
+        record["rows"] = sorted(rows.values(), key=lambda r: order.index(r["method"]))
+        write("pretrain_fmnist", record)
+        print(f"{name}: done in {(time.time() - tic) / 60:.1f} min", flush=True)
+    print(table(record["rows"], COLUMNS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

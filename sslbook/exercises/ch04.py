@@ -1,0 +1,197 @@
+"""Checkers for Chapter 4 (Optimizers and learning-rate schedules): SGD with momentum, Adam /
+AdamW, and the linear warm-up + cosine schedule.
+
+Each checker runs the student's update rule or schedule on fixed random inputs and compares it,
+step by step, with the reference: ``torch.optim.SGD``, ``torch.optim.Adam``,
+``torch.optim.AdamW`` and :func:`sslbook.optim.warmup_cosine`. The inputs are chosen so that
+the classic mistakes show up (a learning rate that changes between steps, an epsilon large
+enough to matter, weight decay large enough to tell L2 from decoupled decay, steps past the end
+of the schedule). A checker returns a :class:`~sslbook.exercises.CheckResult` and never raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from sslbook.exercises import CheckResult, close, run_check
+from sslbook.optim import warmup_cosine
+
+StepFn = Callable[[torch.Tensor, torch.Tensor, dict, dict], torch.Tensor]
+
+
+def _as_tensor(result, step: int) -> torch.Tensor:
+    if not isinstance(result, torch.Tensor):
+        raise TypeError(f"your function returned {type(result).__name__} at step {step}; "
+                        "return the new parameter tensor")
+    return result.detach().double()
+
+
+def _compare_with_torch(fn: StepFn, make_optimizer: Callable, hp: dict, lrs: Sequence[float],
+                        grad_scale: float, seed: int) -> tuple[bool, str]:
+    """Run ``fn`` and a torch optimiser on the same gradients; (equal?, where they part)."""
+    generator = torch.Generator().manual_seed(seed)
+    p0 = torch.randn(4, 3, generator=generator, dtype=torch.float64)
+    # gradients with |g| in [0.5, 1.5) x grad_scale: no coordinate is close to 0
+    grads = [grad_scale * torch.randn(4, 3, generator=generator, dtype=torch.float64).sign()
+             * (0.5 + torch.rand(4, 3, generator=generator, dtype=torch.float64))
+             for _ in lrs]
+    reference = torch.nn.Parameter(p0.clone())
+    optimizer = make_optimizer([reference])
+    p, state = p0.clone(), {}
+    for step, (lr, g) in enumerate(zip(lrs, grads, strict=True)):
+        optimizer.param_groups[0]["lr"] = lr
+        reference.grad = g.clone()
+        optimizer.step()
+        p = _as_tensor(fn(p.clone(), g.clone(), state, {**hp, "lr": lr}), step)
+        ok, hint = close(p, reference.detach(), atol=1e-9, rtol=1e-7)
+        if not ok:
+            return False, f"after step {step + 1} (lr = {lr:g}): {hint}"
+    return True, "matches"
+
+
+# --------------------------------------------------------------------------- Exercise 4.1
+def check_momentum_step(fn: StepFn, verbose: bool = True) -> CheckResult:
+    """Check ``fn(param, grad, state, hp) -> new param`` against ``torch.optim.SGD``.
+
+    ``hp`` holds ``lr``, ``momentum``, ``dampening``, ``nesterov`` and ``weight_decay``; ``state``
+    is a dict the function keeps its buffer in (empty at the first step). PyTorch's rule:
+    g <- g + weight_decay p; b <- g at the first step, else momentum b + (1 - dampening) g;
+    the step direction is g + momentum b (Nesterov) or b; p <- p - lr direction. The learning
+    rate changes between steps, as under a schedule.
+    """
+    base = {"momentum": 0.9, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0}
+    varying = [0.1, 0.1, 0.05, 0.2, 0.02, 0.1, 0.3, 0.05]
+    stages = [
+        ("heavy ball, constant lr", {}, [0.1] * 8,
+         "check b <- momentum * b + g (b = g at the first step) and p <- p - lr * b"),
+        ("heavy ball, lr changing between steps", {}, varying,
+         "with a constant lr you were right, so lr is probably inside the buffer "
+         "(b <- momentum * b + lr * g): PyTorch keeps lr out of b and multiplies at the update, "
+         "so a schedule changes the step at once"),
+        ("Nesterov", {"nesterov": True}, varying,
+         "with nesterov=True the step is along g + momentum * b (after updating b), not along b;"
+         " without it, along b alone"),
+        ("dampening 0.5 and weight decay 0.01", {"dampening": 0.5, "weight_decay": 0.01}, varying,
+         "add weight_decay * p to the gradient before the buffer; PyTorch sets b = g at the "
+         "first step (no dampening then) and b <- momentum * b + (1 - dampening) * g after"),
+    ]
+
+    def test() -> tuple[bool, str]:
+        for seed, (name, extra, lrs, hint) in enumerate(stages):
+            hp = {**base, **extra}
+            ok, where = _compare_with_torch(
+                fn, lambda params, hp=hp: torch.optim.SGD(params, lr=0.1, **hp), hp, lrs,
+                grad_scale=1.0, seed=41 + seed)
+            if not ok:
+                return False, f"{name}: {where}. Hint: {hint}"
+        return True, ("heavy ball, Nesterov, dampening and weight decay match torch.optim.SGD "
+                      "under a changing learning rate")
+
+    return run_check("Exercise 4.1 - SGD with momentum", test, verbose)
+
+
+# --------------------------------------------------------------------------- Exercise 4.2
+def check_adam_step(fn: StepFn, verbose: bool = True) -> CheckResult:
+    """Check ``fn(param, grad, state, hp) -> new param`` against ``torch.optim.Adam``/``AdamW``.
+
+    ``hp`` holds ``lr``, ``betas`` (beta1, beta2), ``eps``, ``weight_decay`` and ``decoupled``:
+    ``decoupled=False`` is Adam with an L2 penalty (g <- g + weight_decay p, as
+    ``torch.optim.Adam``), ``decoupled=True`` is AdamW (p <- p (1 - lr weight_decay) before the
+    Adam step, Loshchilov & Hutter, arXiv:1711.05101, Algorithm 2). The Adam step is
+    m_hat / (sqrt(v_hat) + eps) with both moments bias-corrected (Kingma & Ba, arXiv:1412.6980,
+    Algorithm 1).
+    """
+    base = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "decoupled": False}
+    varying = [0.05, 0.05, 0.02, 0.1, 0.05, 0.01, 0.05, 0.03]
+    stages = [
+        ("no weight decay", {}, [0.05] * 8, 1.0, torch.optim.Adam,
+         "check the bias corrections m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t) "
+         "with t counting from 1, and the step lr * m_hat / (sqrt(v_hat) + eps)"),
+        ("eps = 0.1 with small gradients", {"eps": 0.1}, [0.05] * 8, 0.01, torch.optim.Adam,
+         "eps goes outside the square root: sqrt(v_hat) + eps, not sqrt(v_hat + eps)"),
+        ("AdamW (decoupled=True, weight_decay=0.1)", {"weight_decay": 0.1, "decoupled": True},
+         varying, 1.0, torch.optim.AdamW,
+         "decoupled decay shrinks the weights, p <- p * (1 - lr * weight_decay), and leaves the "
+         "gradient and the moments alone"),
+        ("Adam with L2 (decoupled=False, weight_decay=0.1)",
+         {"weight_decay": 0.1, "decoupled": False}, varying, 1.0, torch.optim.Adam,
+         "with decoupled=False the penalty joins the gradient, g <- g + weight_decay * p, before "
+         "the moments are updated"),
+    ]
+
+    def test() -> tuple[bool, str]:
+        for seed, (name, extra, lrs, scale, cls, hint) in enumerate(stages):
+            hp = {**base, **extra}
+            kwargs = {k: hp[k] for k in ("betas", "eps", "weight_decay")}
+            ok, where = _compare_with_torch(
+                fn, lambda params, cls=cls, kwargs=kwargs: cls(params, lr=0.05, **kwargs), hp,
+                lrs, grad_scale=scale, seed=51 + seed)
+            if not ok:
+                return False, f"{name}: {where}. Hint: {hint}"
+        return True, "Adam and AdamW match torch.optim.Adam / torch.optim.AdamW"
+
+    return run_check("Exercise 4.2 - Adam and AdamW", test, verbose)
+
+
+# --------------------------------------------------------------------------- Exercise 4.3
+def reference_lrs(base_lr: float, warmup_steps: int, total_steps: int,
+                  final_lr_fraction: float, num_steps: int) -> list[float]:
+    """The learning rates :func:`sslbook.optim.warmup_cosine` gives at steps 0 .. num_steps-1."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=base_lr)
+    scheduler = warmup_cosine(optimizer, warmup_steps, total_steps, final_lr_fraction)
+    lrs = []
+    for _ in range(num_steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()  # no gradient: nothing moves, but the scheduler expects this order
+        scheduler.step()
+    return lrs
+
+
+def check_warmup_cosine(fn: Callable, verbose: bool = True) -> CheckResult:
+    """Check ``fn(step, base_lr, warmup_steps, total_steps, final_lr_fraction) -> lr``.
+
+    The learning rate of :func:`sslbook.optim.warmup_cosine` at ``step`` (0-based): during
+    warm-up base_lr (step + 1) / (warmup_steps + 1); then base_lr times
+    final + (1 - final) (1 + cos(pi progress)) / 2 with progress
+    (step - warmup_steps) / (total_steps - warmup_steps), capped at 1, so that the rate stays at
+    final_lr_fraction * base_lr after total_steps (no restart).
+    """
+    cases = [(0.1, 5, 30, 0.0), (1.0, 0, 20, 0.1), (0.5, 3, 12, 0.0), (0.3, 10, 100, 0.05)]
+
+    def test() -> tuple[bool, str]:
+        for base_lr, warmup, total, final in cases:
+            steps = total + total // 2  # also past the end: the schedule must stay down
+            expected = reference_lrs(base_lr, warmup, total, final, steps)
+            got = []
+            for step in range(steps):
+                value = fn(step, base_lr, warmup, total, final)
+                got.append(float(value))
+            where = f"(base_lr={base_lr}, warmup_steps={warmup}, total_steps={total}, " \
+                    f"final_lr_fraction={final})"
+            ok, hint = close(torch.tensor(got), torch.tensor(expected), atol=1e-9, rtol=1e-7)
+            if ok:
+                continue
+            if warmup and abs(got[0] - base_lr) < 1e-12:
+                return False, (f"{where}: step 0 gives the full base_lr; the warm-up starts at "
+                               "base_lr / (warmup_steps + 1) and rises linearly")
+            if warmup and abs(got[0]) < 1e-12:
+                return False, (f"{where}: step 0 gives 0, so the first step is wasted; use "
+                               "(step + 1) / (warmup_steps + 1) during warm-up")
+            after_warmup = got[warmup:]
+            if any(b > a + 1e-12 for a, b in zip(after_warmup, after_warmup[1:], strict=False)):
+                return False, (f"{where}: the rate rises again after the warm-up. That is a "
+                               "warm restart (SGDR); this schedule decays once and stays at "
+                               "final_lr_fraction * base_lr after total_steps")
+            if final and abs(got[total] - final * base_lr) > 1e-9:
+                return False, (f"{where}: at total_steps the rate is {got[total]:.6g}, expected "
+                               f"final_lr_fraction * base_lr = {final * base_lr:.6g}")
+            return False, f"{where}: {hint} (index = step)"
+        return True, "matches sslbook.optim.warmup_cosine, warm-up and end included"
+
+    return run_check("Exercise 4.3 - linear warm-up then cosine", test, verbose)
+
+
+__all__ = ["check_adam_step", "check_momentum_step", "check_warmup_cosine", "reference_lrs"]

@@ -1,7 +1,9 @@
 """Evaluation protocols on frozen features: weighted kNN and a linear probe.
 
 Raw pixels are features too, so the book's first baselines (Chapter 1) use exactly the protocol
-that later chapters use for self-supervised encoders.
+that later chapters use for self-supervised encoders. :func:`features` turns images into
+encoder features; :func:`few_label_accuracy` repeats a protocol on a few labels per class;
+:func:`fine_tune` trains a copy of the encoder with a linear head end to end.
 """
 
 from __future__ import annotations

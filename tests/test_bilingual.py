@@ -63,7 +63,8 @@ def test_code_cells_identical(name):
     assert len(code_en) == len(code_zh), (
         f"{name}: {len(code_en)} code cells in en but {len(code_zh)} in zh")
     for i, (a, b) in enumerate(zip(code_en, code_zh, strict=True)):
-        assert a == b, f"{name}: code cell {i + 1} differs between en and zh:\n--- en\n{a}\n--- zh\n{b}"
+        assert a == b, (f"{name}: code cell {i + 1} differs between en and zh:\n"
+                        f"--- en\n{a}\n--- zh\n{b}")
         assert not CJK.search(a), f"{name}: code cell {i + 1} holds Chinese text; code is English"
 
 

@@ -1,0 +1,194 @@
+"""Command line: ``python -m sslbook {data,pretrain,evaluate}`` (installed as ``sslbook`` too).
+
+    python -m sslbook data --dataset fashion-mnist
+    python -m sslbook pretrain --method simclr --dataset fashion-mnist --arch convnet \\
+        --epochs 100 --batch-size 512 --out runs/simclr        # writes checkpoint.pt, history.json
+    python -m sslbook evaluate --checkpoint runs/simclr/checkpoint.pt --protocol linear
+
+Bad arguments print one line starting with ``error:`` on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from sslbook import augment, data, default_device, evaluate, methods, models
+from sslbook.checkpoint import load_checkpoint, restore
+from sslbook.train import pretrain
+
+# SimSiam uses MoCo v2's augmentations (arXiv:2011.10566, Sec. 4)
+DEFAULT_AUGMENT = {"simclr": "simclr", "moco": "moco_v2", "byol": "byol",
+                   "simsiam": "moco_v2", "swav": "swav"}
+KNN_BANK, KNN_TEST = 10_000, 2_000  # images of the kNN monitor during pretraining
+
+
+def _device(name: str | None) -> torch.device:
+    if name is None:
+        return torch.device(default_device())
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} but no GPU is visible (torch.cuda.is_available() is "
+                         "False); use --device cpu")
+    return device
+
+
+def _subset(images: torch.Tensor, labels: torch.Tensor, size: int | None, seed: int = 0):
+    """A random subset of ``size`` examples (all of them when size is None or too big)."""
+    if size is None or size >= len(images):
+        return images, labels
+    if size < 1:
+        raise ValueError(f"--subset must be at least 1, got {size}")
+    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:size]
+    return images[idx], labels[idx]
+
+
+def run_data(args: argparse.Namespace) -> int:
+    if args.dataset == "fashion-mnist" and data.fashion_mnist_location() is None:
+        print("Fashion-MNIST is not installed; trying a download with torchvision ...")
+    for split in ("train", "test"):
+        images, labels = data.load(args.dataset, split)
+        print(f"{args.dataset} {split}: images {tuple(images.shape)} {images.dtype}, "
+              f"labels {tuple(labels.shape)}, {len(labels.unique())} classes")
+    if args.dataset == "fashion-mnist":
+        print(f"found in {data.fashion_mnist_location()}")
+    return 0
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    if args.batch_size < 2:
+        raise ValueError(f"--batch-size must be at least 2 (contrastive losses need negatives, "
+                         f"BatchNorm needs 2 samples), got {args.batch_size}")
+    if args.epochs < 1 or args.knn_every < 1:
+        raise ValueError(f"--epochs and --knn-every must be >= 1, got {args.epochs}, "
+                         f"{args.knn_every}")
+    device, out = _device(args.device), Path(args.out)
+    checkpoint_path = out / "checkpoint.pt"
+    if args.resume and checkpoint_path.exists():
+        old = load_checkpoint(checkpoint_path)
+        theirs = (old["method"], old["encoder_config"]["arch"], old["meta"].get("dataset"))
+        if theirs != (args.method, args.arch, args.dataset):
+            raise ValueError(f"--resume: {checkpoint_path} holds method={theirs[0]}, "
+                             f"arch={theirs[1]}, dataset={theirs[2]}, not {args.method}, "
+                             f"{args.arch}, {args.dataset}; pass those or another --out")
+    # STL-10 is built for this: pretrain on its 100k unlabelled images, monitor on train/test
+    split = "unlabeled" if args.dataset == "stl10" else "train"
+    images, labels = _subset(*data.load(args.dataset, split), args.subset, args.seed)
+    bank = _subset(*data.load(args.dataset, "train"), args.subset, args.seed) \
+        if split != "train" else (images, labels)
+    test = _subset(*data.load(args.dataset, "test"), min(KNN_TEST, args.subset or KNN_TEST),
+                   args.seed)
+    if len(images) < args.batch_size:
+        raise ValueError(f"--batch-size {args.batch_size} is larger than the {len(images)} "
+                         "training images; lower it or raise --subset")
+    mean, std = data.STATS[args.dataset]
+    torch.manual_seed(args.seed)
+    encoder = models.create(args.arch, channels=images.shape[1], mean=mean, std=std,
+                            image_size=images.shape[-1])
+    method = methods.create(args.method, encoder)
+    preset = args.augment or DEFAULT_AUGMENT[args.method]
+    views = augment.preset(preset, image_size=images.shape[-1], channels=images.shape[1])
+    history = pretrain(
+        method, images, epochs=args.epochs, batch_size=args.batch_size, augment=views,
+        lr=args.lr, device=device, checkpoint_path=checkpoint_path, resume=args.resume,
+        knn_data=(bank[0][:KNN_BANK], bank[1][:KNN_BANK], *test), knn_every=args.knn_every,
+        seed=args.seed, max_minutes=args.max_minutes, progress=not args.no_progress,
+        meta={"dataset": args.dataset, "augment": preset, "subset": args.subset})
+    summary = {"method": args.method, "arch": args.arch, "dataset": args.dataset,
+               "args": {k: v for k, v in vars(args).items() if k != "run"}, **history}
+    (out / "history.json").write_text(json.dumps(summary, indent=1))
+    knn = history["knn"][-1]["accuracy"] if history["knn"] else float("nan")
+    print(f"{args.method}/{args.arch} on {args.dataset}: {history['epochs_done']} epochs, "
+          f"last loss {history['loss'][-1]:.4f}, kNN {knn:.4f}, "
+          f"{history['images_per_second']:.0f} images/s; wrote {out}/checkpoint.pt, history.json")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    if args.seeds < 1 or (args.labels_per_class is not None and args.labels_per_class < 1):
+        raise ValueError("--seeds and --labels-per-class must be at least 1")
+    device = _device(args.device)
+    method, checkpoint = restore(args.checkpoint, device)
+    dataset = args.dataset or checkpoint["meta"].get("dataset")
+    if dataset is None:
+        raise ValueError(f"{args.checkpoint} does not name its data set; pass --dataset")
+    train = _subset(*data.load(dataset, "train"), args.subset)
+    test = _subset(*data.load(dataset, "test"), args.subset)
+    f_train = evaluate.features(method.encoder, train[0], device=device)  # N x D
+    f_test = evaluate.features(method.encoder, test[0], device=device)  # M x D
+    std, seeds = 0.0, 1
+    if args.labels_per_class is not None:
+        seeds = args.seeds
+        accuracy, std = evaluate.few_label_accuracy(f_train, train[1], f_test, test[1],
+                                                    args.labels_per_class, seeds, args.protocol)
+    elif args.protocol == "knn":
+        accuracy = evaluate.knn_accuracy(f_train, train[1], f_test, test[1])
+    else:
+        accuracy = evaluate.linear_probe(f_train, train[1], f_test, test[1])
+    print(json.dumps({"protocol": args.protocol, "accuracy": accuracy, "std": std,
+                      "labels_per_class": args.labels_per_class, "seeds": seeds,
+                      "train_size": len(train[1]), "test_size": len(test[1]),
+                      "dataset": dataset, "checkpoint": str(args.checkpoint)}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sslbook", description="Pretrain and evaluate self-supervised encoders.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("data", help="find (or download) a data set and print its shapes")
+    p.add_argument("--dataset", choices=data.DATASETS, default="fashion-mnist")
+    p.set_defaults(run=run_data)
+
+    p = sub.add_parser("pretrain", help="self-supervised pretraining with a kNN monitor")
+    p.add_argument("--method", choices=list(methods.METHODS), required=True)
+    p.add_argument("--dataset", choices=data.DATASETS, default="fashion-mnist")
+    p.add_argument("--arch", choices=models.ARCHS, default="convnet")
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--subset", type=int, help="train on this many random images")
+    p.add_argument("--lr", type=float, help="learning rate per 256 images (default: paper's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda if available)")
+    p.add_argument("--augment", choices=augment.PRESETS, help="default: the method's paper")
+    p.add_argument("--out", required=True, help="folder for checkpoint.pt and history.json")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--knn-every", type=int, default=1, help="kNN monitor every N epochs")
+    p.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this long")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_pretrain)
+
+    p = sub.add_parser("evaluate", help="kNN or linear accuracy of a checkpoint's encoder")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--protocol", choices=("knn", "linear"), default="knn")
+    p.add_argument("--labels-per-class", type=int, help="use only N labels of each class")
+    p.add_argument("--seeds", type=int, default=3, help="label draws with --labels-per-class")
+    p.add_argument("--subset", type=int, help="use this many random train and test images")
+    p.add_argument("--dataset", choices=data.DATASETS, help="default: the checkpoint's")
+    p.add_argument("--device")
+    p.set_defaults(run=run_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for bad arguments and missing files)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, OSError) as err:  # bad input, missing or corrupt files, no data set
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except (FloatingPointError, torch.OutOfMemoryError) as err:  # the run itself failed
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Pretraining: one plain loop, :func:`pretrain`, shared by every method.
+
+Each step samples a batch, draws the views on the training device, and then::
+
+    loss = method(views); loss.backward()
+    method.on_before_step(step, total); optimizer.step(); scheduler.step()
+    method.on_step_end(step, total)
+
+The default optimizer is the method's paper optimizer (``method.default_optimizer``) with the
+linear scaling rule lr = base_lr x batch / 256 (arXiv:1706.02677), under a linear warm-up then
+cosine schedule (SimCLR arXiv:2002.05709, App. B.1). Checkpoints (:mod:`sslbook.checkpoint`)
+let an interrupted run continue exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from sslbook import checkpoint, default_device, evaluate, optim
+from sslbook.checkpoint import load_checkpoint, restore
+
+__all__ = ["build_optimizer", "knn_monitor", "load_checkpoint", "pretrain", "restore"]
+
+CAUSES = ("learning rate too high, temperature too low, bf16 overflow under autocast, or inputs "
+          "outside [0, 1] (pass uint8 images or floats in [0, 1])")
+
+
+def build_optimizer(method: nn.Module, batch_size: int, lr: float | None = None
+                    ) -> torch.optim.Optimizer:
+    """``method.default_optimizer`` with lr = (``lr`` or the paper's lr per 256) x batch / 256,
+    over ``method.param_groups()`` when the method has it (SimSiam's fixed-lr predictor)."""
+    spec = method.default_optimizer
+    params = method.param_groups() if hasattr(method, "param_groups") else method
+    base_lr = spec["lr"] if lr is None else lr
+    return optim.create_optimizer(spec["name"], params, optim.scaled_lr(base_lr, batch_size),
+                                  momentum=spec.get("momentum", 0.9),
+                                  weight_decay=spec.get("weight_decay", 0.0))
+
+
+def knn_monitor(encoder: nn.Module, knn_data: tuple, k: int = 200, temperature: float = 0.1
+                ) -> float:
+    """Weighted kNN accuracy (InstDisc, arXiv:1805.01978) of ``encoder`` on
+    ``knn_data = (train_images, train_labels, test_images, test_labels)``."""
+    train_x, train_y, test_x, test_y = knn_data
+    return evaluate.knn_accuracy(evaluate.features(encoder, train_x), train_y,
+                                 evaluate.features(encoder, test_x), test_y, k, temperature)
+
+
+def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size: int, augment,
+             optimizer: torch.optim.Optimizer | None = None, lr: float | None = None,
+             device: str | torch.device | None = None, checkpoint_path: str | None = None,
+             resume: bool = False, knn_data: tuple | None = None, knn_every: int = 1,
+             seed: int = 0, meta: dict | None = None, warmup_epochs: float | None = None,
+             progress: bool = True, max_minutes: float | None = None,
+             checkpoint_minutes: float = 5.0, checkpoint_every_steps: int | None = None) -> dict:
+    """Train ``method`` on uint8 ``images`` (N x C x H x W) with ``augment(x, generator)`` views.
+
+    ``optimizer=None`` builds :func:`build_optimizer` (``lr``: lr per 256 images); a given
+    optimizer is used as is. Either way :func:`sslbook.optim.warmup_cosine` schedules it, with
+    ``warmup_epochs`` of warm-up (default 10% of the run, at most 10 epochs). The state goes to
+    ``checkpoint_path`` every epoch, every ``checkpoint_minutes`` (or
+    ``checkpoint_every_steps``) and when ``max_minutes`` run out; ``resume=True`` continues
+    from it if it exists, giving the losses of an uninterrupted run. ``seed`` seeds torch, the
+    batch order and the augmentations. ``knn_data = (train_x, train_y, test_x, test_y)`` adds a
+    kNN accuracy every ``knn_every`` epochs. Returns the history: ``loss`` and ``lr`` per step,
+    ``knn`` ([{"epoch", "accuracy"}]), ``images_per_second`` (of this call), ``wall_seconds``
+    and ``epochs_done`` (below ``epochs`` when ``max_minutes`` ran out).
+    """
+    device = torch.device(device if device is not None else default_device())
+    cuda, n = device.type == "cuda", len(images)
+    spe = n // batch_size  # steps per epoch (drop_last)
+    if batch_size < 2 or spe < 1 or epochs < 1:
+        raise ValueError(f"need 2 <= batch_size <= len(images) = {n} and epochs >= 1; got "
+                         f"batch_size={batch_size}, epochs={epochs}")
+    if optimizer is not None and lr is not None:
+        raise ValueError("lr sets the default optimizer's lr; with your own optimizer, set the "
+                         "lr in it and leave lr=None")
+    total = epochs * spe
+    method.to(device, memory_format=torch.channels_last if cuda else torch.preserve_format)
+    images = images.to(device) if cuda else images  # small uint8 sets fit on the GPU at once
+    if optimizer is None:
+        optimizer = build_optimizer(method, batch_size, lr)
+    warmup = min(round(0.1 * total), 10 * spe) if warmup_epochs is None else round(
+        warmup_epochs * spe)
+    scheduler = optim.warmup_cosine(optimizer, warmup, total)
+    generator = torch.Generator().manual_seed(seed)  # augmentation parameters, on the CPU
+    history = {"loss": [], "lr": [], "knn": [], "images_per_second": 0.0, "wall_seconds": 0.0,
+               "epochs_done": 0}
+    start, run = (0, 0), {"batch_size": batch_size, "num_images": n, "seed": seed}
+    if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
+        ckpt = load_checkpoint(checkpoint_path)
+        checkpoint.check_same_run(ckpt, method, checkpoint_path, **run)
+        checkpoint.load_training_state(ckpt, method, optimizer, scheduler, generator, device)
+        history, start = ckpt["history"], (ckpt["epoch"], ckpt["step"])
+    else:
+        torch.manual_seed(seed)
+    wall_before, t0, train_seconds, steps = history["wall_seconds"], time.perf_counter(), 0.0, 0
+
+    def clock() -> None:  # the history's timings
+        history["wall_seconds"] = wall_before + time.perf_counter() - t0
+        if steps:
+            history["images_per_second"] = steps * batch_size / train_seconds
+
+    def save(epoch: int, step: int) -> None:
+        clock()
+        if checkpoint_path is None:
+            return
+        if not all(p.isfinite().all() for p in method.parameters()):
+            raise FloatingPointError(f"non-finite weights at epoch {epoch}, step {step}; "
+                                     f"{checkpoint_path} was left as it was. Causes: {CAUSES}")
+        checkpoint.save_checkpoint(checkpoint_path, checkpoint.training_state(
+            method, optimizer, scheduler, generator, device, epoch=epoch, step=step,
+            history=history, meta=meta or {}, epochs=epochs, **run))
+
+    name = checkpoint.method_name(method)
+    bar = tqdm(total=total, initial=start[0] * spe + start[1], disable=not progress,
+               unit="step", desc=name)
+    last_save, out_of_time = time.perf_counter(), False
+    for epoch in range(start[0], epochs):
+        method.train()
+        rng = torch.Generator().manual_seed(seed * 100_003 + epoch)  # an order per (seed, epoch)
+        order = torch.randperm(n, generator=rng).to(images.device)
+        for i in range(start[1] if epoch == start[0] else 0, spe):
+            tic, step = time.perf_counter(), epoch * spe + i
+            x = images[order[i * batch_size:(i + 1) * batch_size]]  # B x C x H x W, uint8
+            views = augment(x.to(device), generator=generator)  # V x (B x C x H x W)
+            if cuda:
+                views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                loss = method(views)
+            value, lr_now = loss.item(), optimizer.param_groups[0]["lr"]
+            if not math.isfinite(value):
+                raise FloatingPointError(f"loss is {value} at step {step} (epoch {epoch}, batch "
+                                         f"{i}, lr {lr_now:.3g}); the weights were not updated."
+                                         f" Likely causes: {CAUSES}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            method.on_before_step(step, total)
+            optimizer.step()
+            scheduler.step()
+            method.on_step_end(step, total)
+            history["loss"].append(value)
+            history["lr"].append(lr_now)
+            now, steps = time.perf_counter(), steps + 1
+            train_seconds += now - tic
+            bar.update()
+            bar.set_postfix(loss=f"{value:.3f}", img_s=f"{batch_size / (now - tic):.0f}",
+                            refresh=False)
+            out_of_time = max_minutes is not None and now - t0 >= 60 * max_minutes
+            due = now - last_save >= 60 * checkpoint_minutes or (
+                checkpoint_every_steps is not None and (step + 1) % checkpoint_every_steps == 0)
+            if (due or out_of_time) and i + 1 < spe:  # mid-epoch (the epoch end saves below)
+                save(epoch, i + 1)
+                last_save = time.perf_counter()
+                if out_of_time:
+                    break
+        else:  # the epoch is complete
+            history["epochs_done"] = epoch + 1
+            if knn_data is not None and ((epoch + 1) % knn_every == 0 or epoch + 1 == epochs):
+                accuracy = knn_monitor(method.encoder, knn_data)
+                history["knn"].append({"epoch": epoch + 1, "accuracy": accuracy})
+                bar.set_description(f"{name} (kNN {accuracy:.3f})")
+            save(epoch + 1, 0)
+            last_save = time.perf_counter()
+        if out_of_time:
+            break
+    bar.close()
+    clock()
+    return history

@@ -1,0 +1,88 @@
+"""Tests for sslbook.evaluate.
+
+features / few_label_accuracy / fine_tune: encoder outputs in eval mode, label subsets averaged
+over seeds, end-to-end fine-tuning that leaves the given encoder untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from sslbook import data, evaluate, models
+
+
+# --------------------------------------------------------------------------- features
+def tiny_encoder():
+    torch.manual_seed(0)
+    return models.create("convnet", channels=1, width=4)
+
+
+def test_features_eval_mode_float32_cpu_and_mode_restored():
+    encoder = tiny_encoder()
+    images = torch.randint(0, 256, (10, 1, 28, 28), dtype=torch.uint8)
+    stats = copy.deepcopy(encoder.state_dict())
+    out = evaluate.features(encoder, images, batch_size=3)  # 4 batches, the last of 1 image
+    assert out.dtype == torch.float32 and out.device.type == "cpu"
+    assert out.shape == (10, encoder.feature_dim)
+    assert encoder.training  # train mode restored
+    assert all(torch.equal(v, stats[k]) for k, v in encoder.state_dict().items())  # BN untouched
+    with torch.no_grad():
+        expected = copy.deepcopy(encoder).eval()(images.float() / 255)
+    torch.testing.assert_close(out, expected)  # eval-mode BN: batch size does not matter
+    torch.testing.assert_close(evaluate.features(encoder, images.float() / 255), out)
+    encoder.eval()
+    evaluate.features(encoder, images)
+    assert not encoder.training  # eval mode stays eval
+
+
+# --------------------------------------------------------------------------- few labels
+def clusters(n_per_class: int, noise: float, seed: int):
+    """Three Gaussian clusters in 2-D: features and labels."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[0.0, 4.0], [4.0, -2.0], [-4.0, -2.0]])
+    labels = torch.arange(3).repeat_interleave(n_per_class)
+    return centres[labels] + noise * torch.randn(len(labels), 2, generator=g), labels
+
+
+@pytest.mark.parametrize("protocol", ["linear", "knn"])
+def test_few_label_accuracy_is_the_mean_over_label_draws(protocol):
+    X, y = clusters(40, noise=3.0, seed=0)
+    X_test, y_test = clusters(100, noise=3.0, seed=1)
+    mean, std = evaluate.few_label_accuracy(X, y, X_test, y_test, per_class=3, seeds=4,
+                                            protocol=protocol)
+    scores = []
+    for seed in range(4):
+        idx = data.few_labels(y, 3, seed=seed)
+        if protocol == "knn":
+            scores.append(evaluate.knn_accuracy(X[idx], y[idx], X_test, y_test))
+        else:
+            scores.append(evaluate.linear_probe(X[idx], y[idx], X_test, y_test, seed=seed))
+    scores = torch.tensor(scores, dtype=torch.float64)
+    assert mean == pytest.approx(scores.mean().item())
+    assert std == pytest.approx(scores.std().item()) and std > 0  # draws differ on noisy data
+    assert 1 / 3 < mean <= 1
+
+
+def test_few_label_accuracy_one_label_and_one_seed():
+    X, y = clusters(20, noise=0.3, seed=0)
+    mean, std = evaluate.few_label_accuracy(X, y, X, y, per_class=1, seeds=1)
+    assert mean == 1.0 and std == 0.0  # well separated: one label per class suffices
+    with pytest.raises(ValueError, match="protocol"):
+        evaluate.few_label_accuracy(X, y, X, y, per_class=1, protocol="svm")
+
+
+# --------------------------------------------------------------------------- fine-tuning
+def test_fine_tune_beats_chance_and_leaves_the_encoder_alone():
+    x, y = data.fashion_mnist("train")
+    x_test, y_test = data.fashion_mnist("test")
+    mean, std = data.STATS["fashion-mnist"]
+    torch.manual_seed(0)
+    encoder = models.create("convnet", channels=1, mean=mean, std=std, width=8)
+    before = copy.deepcopy(encoder.state_dict())
+    accuracy = evaluate.fine_tune(encoder, x[:512], y[:512], x_test[:500], y_test[:500],
+                                  epochs=4, batch_size=64, lr=3e-3, device="cpu")
+    assert accuracy > 0.25  # chance is 0.1 (measured: 0.37)
+    assert all(torch.equal(v, before[k]) for k, v in encoder.state_dict().items())

@@ -66,10 +66,33 @@ def close(actual, expected, atol: float = 1e-5, rtol: float = 1e-4) -> tuple[boo
         return False, f"shape {tuple(actual.shape)}, expected {tuple(expected.shape)}"
     if torch.allclose(actual, expected, atol=atol, rtol=rtol):
         return True, "matches the reference"
+    if not torch.isfinite(actual).all():
+        bad = int((~torch.isfinite(actual)).sum())
+        return False, f"{bad} value(s) are NaN or infinite; expected finite values"
     err = (actual - expected).abs()
     where = tuple(int(i) for i in torch.nonzero(err == err.max())[0]) if err.ndim else ()
     return False, (f"largest difference {err.max().item():.3g} at index {where}: got "
                    f"{actual[where].item():.6g}, expected {expected[where].item():.6g}")
 
 
-__all__ = ["CheckResult", "close", "report", "run_check"]
+def _collect_checkers() -> dict[str, Callable]:
+    """Every ``check_*`` of the chapter modules ``ch01``, ``ch02`` ..., by name."""
+    import importlib
+    import pkgutil
+
+    checkers: dict[str, Callable] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not info.name.startswith("ch"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for name in dir(module):
+            if name.startswith("check_") and callable(getattr(module, name)):
+                if name in checkers and checkers[name] is not getattr(module, name):
+                    raise ImportError(f"two chapters define {name}; rename one of them")
+                checkers[name] = getattr(module, name)
+    return checkers
+
+
+CHECKERS = _collect_checkers()
+globals().update(CHECKERS)
+__all__ = ["CHECKERS", "CheckResult", "close", "report", "run_check", *CHECKERS]

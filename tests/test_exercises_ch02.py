@@ -1,0 +1,210 @@
+"""Chapter 2 checkers accept the solutions and reject plausible wrong answers."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sslbook import augment
+from sslbook.exercises.ch02 import (
+    check_adjust_contrast,
+    check_crop_params,
+    check_resized_crop,
+    check_solarize,
+    ks_critical,
+    ks_statistic,
+)
+
+SOLUTIONS = Path(__file__).resolve().parents[1] / "chapters" / "solutions" / "ch02.py"
+
+
+def load_solutions():
+    spec = importlib.util.spec_from_file_location("solutions_ch02", SOLUTIONS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+solutions = load_solutions()
+
+
+def not_attempted(*args, **kwargs):
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- helpers
+def test_ks_statistic_matches_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(500, generator=g), torch.randn(300, generator=g) + 0.2
+    assert ks_statistic(a, b) == pytest.approx(scipy_stats.ks_2samp(a, b).statistic, abs=1e-12)
+    ties = torch.randint(0, 5, (400,), generator=g).double()
+    other = torch.randint(0, 6, (400,), generator=g).double()
+    assert ks_statistic(ties, other) == pytest.approx(
+        scipy_stats.ks_2samp(ties, other).statistic, abs=1e-12)
+    assert ks_critical(20_000, 20_000) == pytest.approx(0.02226, abs=1e-4)
+
+
+# --------------------------------------------------------------------------- Exercise 2.1
+def crop_swapped_sides(x, top, left, height, width, size):
+    return solutions.my_resized_crop(x, top, left, width, height, size)
+
+
+def crop_whole_image(x, top, left, height, width, size):
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def crop_align_corners(x, top, left, height, width, size):
+    out = [F.interpolate(x[i:i + 1, :, top[i]:top[i] + height[i], left[i]:left[i] + width[i]],
+                         size=(size, size), mode="bilinear", align_corners=True)
+           for i in range(len(x))]
+    return torch.cat(out)
+
+
+def crop_loop(x, top, left, height, width, size):
+    """Crop, then F.interpolate, one image at a time: right whenever boxes >= output."""
+    out = [F.interpolate(x[i:i + 1, :, top[i]:top[i] + height[i], left[i]:left[i] + width[i]],
+                         size=(size, size), mode="bilinear", align_corners=False)
+           for i in range(len(x))]
+    return torch.cat(out)
+
+
+def crop_first_box_for_all(x, top, left, height, width, size):
+    n = len(x)
+    return solutions.my_resized_crop(x, top[:1].expand(n), left[:1].expand(n),
+                                     height[:1].expand(n), width[:1].expand(n), size)
+
+
+def test_resized_crop_accepts_solution_and_library():
+    assert check_resized_crop(solutions.my_resized_crop, verbose=False).passed
+    assert check_resized_crop(augment.resized_crop, verbose=False).passed
+    assert check_resized_crop(crop_loop, verbose=False).passed
+
+
+@pytest.mark.parametrize("wrong", [crop_swapped_sides, crop_whole_image, crop_align_corners,
+                                   crop_first_box_for_all])
+def test_resized_crop_rejects_wrong_answers(wrong):
+    assert not check_resized_crop(wrong, verbose=False).passed
+
+
+# --------------------------------------------------------------------------- Exercise 2.2
+def _place(n, height, width, h, w, generator):
+    top = (torch.rand(n, generator=generator) * (height - h + 1)).long()
+    left = (torch.rand(n, generator=generator) * (width - w + 1)).long()
+    return top, left, h, w
+
+
+def params_uniform_ratio(n, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                         generator=None):
+    """Aspect ratio uniform instead of log-uniform; sides clamped instead of retried."""
+    area = height * width * (scale[0] + (scale[1] - scale[0]) * torch.rand(n, generator=generator))
+    aspect = ratio[0] + (ratio[1] - ratio[0]) * torch.rand(n, generator=generator)
+    w = torch.sqrt(area * aspect).round().long().clamp(1, width)
+    h = torch.sqrt(area / aspect).round().long().clamp(1, height)
+    return _place(n, height, width, h, w, generator)
+
+
+def params_uniform_side(n, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                        generator=None):
+    """The side uniform in sqrt(scale) instead of the area uniform in scale."""
+    side = math.sqrt(scale[0]) + (math.sqrt(scale[1]) - math.sqrt(scale[0])) * torch.rand(
+        n, generator=generator)
+    h = (side * height).round().long().clamp(1, height)
+    w = (side * width).round().long().clamp(1, width)
+    return _place(n, height, width, h, w, generator)
+
+
+def params_centred(n, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), generator=None):
+    """Right sizes, but every box in the centre of the image."""
+    _, _, h, w = augment.crop_params(n, height, width, scale, ratio, generator)
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def params_outside(n, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), generator=None):
+    """Right sizes, but top/left drawn in the whole image: boxes stick out."""
+    _, _, h, w = augment.crop_params(n, height, width, scale, ratio, generator)
+    top = torch.randint(0, height, (n,), generator=generator)
+    left = torch.randint(0, width, (n,), generator=generator)
+    return top, left, h, w
+
+
+def params_unseeded(n, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), generator=None):
+    return augment.crop_params(n, height, width, scale, ratio, generator=None)
+
+
+def test_crop_params_accepts_solution_and_library():
+    assert check_crop_params(solutions.my_crop_params, verbose=False).passed
+    assert check_crop_params(augment.crop_params, verbose=False).passed
+
+
+@pytest.mark.parametrize("wrong", [params_uniform_ratio, params_uniform_side, params_centred,
+                                   params_outside, params_unseeded])
+def test_crop_params_rejects_wrong_answers(wrong):
+    assert not check_crop_params(wrong, verbose=False).passed
+
+
+# --------------------------------------------------------------------------- Exercise 2.3
+def solarize_strict(x, threshold=0.5):
+    return torch.where(x > threshold, 1.0 - x, x)
+
+
+def solarize_below(x, threshold=0.5):
+    return torch.where(x < threshold, 1.0 - x, x)
+
+
+def solarize_invert_all(x, threshold=0.5):
+    return 1.0 - x
+
+
+def test_solarize_accepts_solution():
+    assert check_solarize(solutions.my_solarize, verbose=False).passed
+
+
+@pytest.mark.parametrize("wrong", [solarize_strict, solarize_below, solarize_invert_all])
+def test_solarize_rejects_wrong_answers(wrong):
+    assert not check_solarize(wrong, verbose=False).passed
+
+
+# --------------------------------------------------------------------------- Exercise 2.4
+def contrast_batch_mean(x, factor):
+    gray = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2] if x.shape[1] == 3 else x[:, 0]
+    f = factor.view(-1, 1, 1, 1)
+    return (f * x + (1 - f) * gray.mean()).clamp(0, 1)
+
+
+def contrast_channel_mean(x, factor):
+    f = factor.view(-1, 1, 1, 1)
+    return (f * x + (1 - f) * x.mean(dim=(2, 3), keepdim=True)).clamp(0, 1)
+
+
+def contrast_no_clamp(x, factor):
+    gray = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2] if x.shape[1] == 3 else x[:, 0]
+    f = factor.view(-1, 1, 1, 1)
+    return f * x + (1 - f) * gray.mean(dim=(1, 2)).view(-1, 1, 1, 1)
+
+
+def contrast_half_grey(x, factor):
+    f = factor.view(-1, 1, 1, 1)
+    return (f * x + (1 - f) * 0.5).clamp(0, 1)
+
+
+def test_adjust_contrast_accepts_solution():
+    assert check_adjust_contrast(solutions.my_adjust_contrast, verbose=False).passed
+
+
+@pytest.mark.parametrize("wrong", [contrast_batch_mean, contrast_channel_mean, contrast_no_clamp,
+                                   contrast_half_grey])
+def test_adjust_contrast_rejects_wrong_answers(wrong):
+    assert not check_adjust_contrast(wrong, verbose=False).passed
+
+
+@pytest.mark.parametrize("checker", [check_resized_crop, check_crop_params, check_solarize,
+                                     check_adjust_contrast])
+def test_unattempted_exercise_is_reported_not_raised(checker):
+    result = checker(not_attempted, verbose=False)
+    assert not result.passed and "not attempted" in result.message

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from solutions_loader import load_solutions, not_attempted
 
 from sslbook.data import few_labels
 from sslbook.exercises.ch01 import check_cosine_similarity, check_few_labels, check_knn_vote
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "chapters" / "solutions" / "ch01.py"
+solutions = load_solutions("ch01")
 
-
-def load_solutions():
-    spec = importlib.util.spec_from_file_location("solutions_ch01", SOLUTIONS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-solutions = load_solutions()
-
-
-def not_attempted(*args, **kwargs):
-    raise NotImplementedError
 
 
 # --------------------------------------------------------------------------- Exercise 1.1

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from solutions_loader import load_solutions, not_attempted
 
 from sslbook import augment
 from sslbook.exercises.ch02 import (
@@ -20,21 +19,8 @@ from sslbook.exercises.ch02 import (
     ks_statistic,
 )
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "chapters" / "solutions" / "ch02.py"
+solutions = load_solutions("ch02")
 
-
-def load_solutions():
-    spec = importlib.util.spec_from_file_location("solutions_ch02", SOLUTIONS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-solutions = load_solutions()
-
-
-def not_attempted(*args, **kwargs):
-    raise NotImplementedError
 
 
 # --------------------------------------------------------------------------- helpers

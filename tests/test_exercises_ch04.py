@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from solutions_loader import load_solutions, not_attempted
 
 from sslbook.exercises.ch04 import (
     check_adam_step,
@@ -16,21 +15,8 @@ from sslbook.exercises.ch04 import (
     reference_lrs,
 )
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "chapters" / "solutions" / "ch04.py"
+solutions = load_solutions("ch04")
 
-
-def load_solutions():
-    spec = importlib.util.spec_from_file_location("solutions_ch04", SOLUTIONS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-solutions = load_solutions()
-
-
-def not_attempted(*args, **kwargs):
-    raise NotImplementedError
 
 
 # --------------------------------------------------------------------------- Exercise 4.1

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from solutions_loader import load_solutions, not_attempted
 
 from sslbook.exercises.ch07 import (
     check_collapse_std,
@@ -18,21 +17,8 @@ from sslbook.exercises.ch07 import (
     rotation_batch,
 )
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "chapters" / "solutions" / "ch07.py"
+solutions = load_solutions("ch07")
 
-
-def load_solutions():
-    spec = importlib.util.spec_from_file_location("solutions_ch07", SOLUTIONS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-solutions = load_solutions()
-
-
-def not_attempted(*args, **kwargs):
-    raise NotImplementedError
 
 
 # --------------------------------------------------------------------------- Exercise 7.1

@@ -44,15 +44,13 @@ class PerImageViews(Dataset):
 def make_method(device: torch.device):
     mean, std = data.STATS["fashion-mnist"]
     torch.manual_seed(0)
-    method = methods.create("simclr", models.create("convnet", 1, mean, std, 28)).to(device)
-    if device.type == "cuda":
-        method = method.to(memory_format=torch.channels_last)
+    method = methods.create("simclr", models.create("convnet", 1, mean, std, 28))
+    method = method.to(device, memory_format=torch.channels_last)  # as sslbook.train does
     return method, torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9)
 
 
 def train_step(method, optimizer, views, device) -> None:
-    if device.type == "cuda":
-        views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+    views = [v.contiguous(memory_format=torch.channels_last) for v in views]
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         loss = method(views)
     optimizer.zero_grad(set_to_none=True)

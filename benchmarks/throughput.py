@@ -3,10 +3,13 @@
     python benchmarks/throughput.py [--steps 30] [--batch-size 256] [--device cuda]
 
 Both sides train the same SimCLR convnet with the same augmentations and batch size, in one run
-on one machine. The per-image side is what lightly and solo-learn do: a torchvision
-``transforms.v2`` pipeline applied to each PIL image in a DataLoader with 2 workers, the two
-views collated into batches and then moved to the device. Prints images/s, the ratio and the
-achieved FLOP rate (forward + backward FLOPs counted by ``torch.utils.flop_counter``).
+on one machine, on Fashion-MNIST (28 x 28 grey) and on random colour images of CIFAR-10's shape
+(32 x 32 RGB, where the per-image colour jitter costs more). The per-image side is what lightly
+and solo-learn do: a torchvision ``transforms.v2`` pipeline applied to each PIL image in a
+DataLoader with 2 workers, the two views collated into batches and then moved to the device.
+Prints images/s of training, the ratio, the achieved FLOP rate (forward + backward FLOPs
+counted by ``torch.utils.flop_counter``) and, for scale, images/s of each pipeline producing
+its two views with no model behind it.
 """
 
 from __future__ import annotations
@@ -37,14 +40,29 @@ class PerImageViews(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int):
-        image = Image.fromarray(self.images[i, 0].numpy(), mode="L")
-        return self.transform(image)
+        image = self.images[i].permute(1, 2, 0).squeeze(2).numpy()  # H x W (x C)
+        return self.transform(Image.fromarray(image, mode="L" if image.ndim == 2 else "RGB"))
 
 
-def make_method(device: torch.device):
-    mean, std = data.STATS["fashion-mnist"]
+# name -> (images, augmentation preset, size, channels). Throughput does not depend on what the
+# pixels show, so the colour setting uses random images of CIFAR-10's shape (no download).
+SETTINGS = {
+    "fashion-mnist": "Fashion-MNIST 28x28x1, SimCLR crop/flip/brightness+contrast",
+    "rgb32": "random 32x32x3 (CIFAR-10 shape), SimCLR crop/flip/colour jitter/grayscale",
+}
+
+
+def load_images(setting: str, n: int) -> torch.Tensor:
+    if setting == "fashion-mnist":
+        return data.fashion_mnist("train")[0][:n]
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=generator)
+
+
+def make_method(device: torch.device, channels: int, size: int):
+    mean, std = data.STATS["fashion-mnist" if channels == 1 else "cifar10"]
     torch.manual_seed(0)
-    method = methods.create("simclr", models.create("convnet", 1, mean, std, 28))
+    method = methods.create("simclr", models.create("convnet", channels, mean, std, size))
     method = method.to(device, memory_format=torch.channels_last)  # as sslbook.train does
     return method, torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9)
 
@@ -75,20 +93,14 @@ def timed(batches, method, optimizer, device, steps: int, warmup: int = 3) -> fl
     return n / (time.perf_counter() - tic)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--device")
-    args = parser.parse_args()
-    device = torch.device(args.device or default_device())
-    images, _ = data.fashion_mnist("train")
-    images = images[: args.batch_size * (args.steps + 3)]
+def measure(setting: str, args: argparse.Namespace, device: torch.device) -> dict:
+    """Both pipelines on one setting: images/s, TFLOP/s and their ratio."""
+    channels, size = (1, 28) if setting == "fashion-mnist" else (3, 32)
+    images = load_images(setting, args.batch_size * (args.steps + 3))
 
     # sslbook: uint8 set on the device, per-sample parameters, one batched op per transform
-    method, optimizer = make_method(device)
-    on_device = augment.preset("simclr", image_size=28, channels=1)
+    method, optimizer = make_method(device, channels, size)
+    on_device = augment.preset("simclr", image_size=size, channels=channels)
     resident = images.to(device)
     generator = torch.Generator().manual_seed(0)
 
@@ -99,8 +111,8 @@ def main() -> int:
     ours = timed(device_batches(), method, optimizer, device, args.steps)
 
     # per image: PIL + transforms.v2 in DataLoader workers (lightly / solo-learn style)
-    method, optimizer = make_method(device)
-    transform = augment.TwoViewTransform(augment.torchvision_pipeline("simclr", 28, 1))
+    method, optimizer = make_method(device, channels, size)
+    transform = augment.TwoViewTransform(augment.torchvision_pipeline("simclr", size, channels))
     loader = DataLoader(PerImageViews(images, transform), batch_size=args.batch_size,
                         num_workers=args.workers, drop_last=True, persistent_workers=False,
                         pin_memory=device.type == "cuda")
@@ -111,23 +123,61 @@ def main() -> int:
 
     theirs = timed(loader_batches(), method, optimizer, device, args.steps)
 
+    # the pipelines alone, no model: how many two-view batches per second each can deliver
+    def views_only(batches, steps: int = args.steps) -> float:
+        batches = iter(batches)
+        next(batches)  # workers started, first batch out
+        tic = time.perf_counter()
+        n = sum(len(next(batches)[0]) for _ in range(steps))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return n / (time.perf_counter() - tic)
+
+    ours_alone, theirs_alone = views_only(device_batches()), views_only(loader_batches())
+
     # FLOPs of one training step (forward + backward) of the model, augmentation excluded
-    method, optimizer = make_method(device)
+    method, optimizer = make_method(device, channels, size)
     views = on_device(resident[: args.batch_size], generator=generator)
     with FlopCounterMode(display=False) as counter:
         train_step(method, optimizer, views, device)
-    flops_per_image = counter.get_total_flops() / args.batch_size
-    rows = [{"pipeline": "sslbook on-device batched", "images_per_second": ours,
-             "tflops": ours * flops_per_image / 1e12},
-            {"pipeline": f"per-image transforms.v2, DataLoader({args.workers} workers)",
-             "images_per_second": theirs, "tflops": theirs * flops_per_image / 1e12}]
+    flops = counter.get_total_flops() / args.batch_size  # per image (two views)
+    per_image = f"per-image transforms.v2, DataLoader({args.workers} workers)"
+    rows = [{"setting": setting, "pipeline": "sslbook on-device batched",
+             "images_per_second": ours, "tflops": ours * flops / 1e12,
+             "views_only_images_per_second": ours_alone},
+            {"setting": setting, "pipeline": per_image, "images_per_second": theirs,
+             "tflops": theirs * flops / 1e12, "views_only_images_per_second": theirs_alone}]
+    return {"setting": setting, "description": SETTINGS[setting], "flops_per_image": flops,
+            "ratio": ours / theirs, "views_only_ratio": ours_alone / theirs_alone, "rows": rows}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--settings", default=",".join(SETTINGS),
+                        help=f"comma-separated, from {', '.join(SETTINGS)}")
+    parser.add_argument("--device")
+    args = parser.parse_args()
+    unknown = [s for s in args.settings.split(",") if s not in SETTINGS]
+    if unknown:
+        parser.error(f"unknown setting(s) {unknown}; choose from {', '.join(SETTINGS)}")
+    device = torch.device(args.device or default_device())
     record = {"benchmark": "throughput", **provenance(device), "batch_size": args.batch_size,
-              "steps": args.steps, "model": "SimCLR convnet (28x28x1)",
-              "flops_per_image": flops_per_image, "ratio": ours / theirs, "rows": rows}
+              "steps": args.steps, "model": "SimCLR convnet (width 32)", "settings": []}
+    for setting in args.settings.split(","):
+        record["settings"].append(measure(setting, args, device))
+    rows = [row for s in record["settings"] for row in s["rows"]]
+    record["rows"] = rows
     write("throughput" if device.type == "cpu" else f"throughput_{device.type}", record)
-    print(table(rows, [("pipeline", "pipeline", ""), ("images_per_second", "images/s", ".0f"),
-                       ("tflops", "achieved TFLOP/s", ".4f")]))
-    print(f"ratio (on-device / per-image): {ours / theirs:.2f}x on {device.type}")
+    print(table(rows, [("setting", "images", ""), ("pipeline", "pipeline", ""),
+                       ("images_per_second", "images/s", ".0f"),
+                       ("tflops", "achieved TFLOP/s", ".4f"),
+                       ("views_only_images_per_second", "views alone, images/s", ".0f")]))
+    for s in record["settings"]:
+        print(f"ratio (on-device / per-image), {s['setting']}: training {s['ratio']:.2f}x, "
+              f"views alone {s['views_only_ratio']:.1f}x on {device.type}")
     return 0
 
 

@@ -23,8 +23,8 @@ class SimCLR(nn.Module):
     ``temperature = 0.5`` is the official CIFAR-10 recipe (the ImageNet default is 0.1).
 
     With more than two views the loss is the mean of ``info_nce`` over all pairs of views.
-    All views of the same size go through the encoder as one batch, as in the official code,
-    so BatchNorm sees both views together.
+    All views of the same size go through the encoder as one batch and all views through the
+    head as one batch, as in the official code, so BatchNorm sees both views together.
     """
 
     default_optimizer = {
@@ -54,7 +54,8 @@ class SimCLR(nn.Module):
     def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         if len(views) < 2:
             raise ValueError(f"SimCLR needs at least 2 views, got {len(views)}")
-        z = [self.projector(h) for h in _encode(self.encoder, views)]  # V x (B x D)
+        h = torch.cat(_encode(self.encoder, views))  # (V B) x F
+        z = self.projector(h).chunk(len(views))  # V x (B x D); the head's BatchNorm sees V B rows
         pairs = list(itertools.combinations(range(len(z)), 2))
         loss = sum(info_nce(z[i], z[j], temperature=self.temperature) for i, j in pairs)
         return loss / len(pairs)

@@ -256,11 +256,13 @@ def gaussian_blur(x: Tensor, kernel_size: int | None = None,
 # --------------------------------------------------------------------------- colour
 def adjust_brightness(x: Tensor, factor: Tensor) -> Tensor:
     """``factor[i] * x[i]`` clamped (torchvision ``adjust_brightness``); factor has N values."""
+    x = _as_float_images(x)
     return (_per_sample(factor, x) * x).clamp_(0.0, 1.0)
 
 
 def adjust_contrast(x: Tensor, factor: Tensor) -> Tensor:
     """Blend each image with the mean of its grayscale (torchvision ``adjust_contrast``)."""
+    x = _as_float_images(x)
     gray = _gray(x) if x.shape[1] == 3 else x
     mean = gray.mean(dim=(1, 2, 3), keepdim=True)  # N x 1 x 1 x 1
     return _blend(x, mean, _per_sample(factor, x))
@@ -268,6 +270,7 @@ def adjust_contrast(x: Tensor, factor: Tensor) -> Tensor:
 
 def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
     """Blend each RGB image with its grayscale (torchvision ``adjust_saturation``)."""
+    x = _as_float_images(x)
     return _blend(x, _gray(x), _per_sample(factor, x))
 
 
@@ -297,6 +300,7 @@ def hsv_to_rgb(x: Tensor) -> Tensor:
 
 def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     """Rotate the hue of each RGB image by ``shift[i]`` (in turns, |shift| <= 0.5)."""
+    x = _as_float_images(x)
     hsv = rgb_to_hsv(x)
     h = (hsv[:, 0] + shift.to(device=x.device, dtype=x.dtype).view(-1, 1, 1)) % 1.0
     return hsv_to_rgb(torch.stack((h, hsv[:, 1], hsv[:, 2]), dim=1)).clamp_(0.0, 1.0)

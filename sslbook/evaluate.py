@@ -174,8 +174,8 @@ def few_label_accuracy(train_features, train_labels, test_features, test_labels,
     """Mean and standard deviation (over ``seeds`` label draws) of the accuracy with only
     ``per_class`` labelled training examples of each class (``sslbook.data.few_labels``).
 
-    The semi-supervised protocol of SimCLR (arXiv:2002.05709, Sec. 4.2: 1% and 10% of the
-    labels), here by class count. ``protocol`` is ``"linear"`` (:func:`linear_probe`; with one
+    The semi-supervised protocol of SimCLR (arXiv:2002.05709, Sec. 6 and Table 7: 1% and 10%
+    of the labels), here by class count. ``protocol`` is ``"linear"`` (:func:`linear_probe`; with one
     label per class no validation split exists, so C = 1) or ``"knn"`` (:func:`knn_accuracy`);
     ``kw`` goes to it. The std is the sample std (0 for one seed).
     """
@@ -206,7 +206,7 @@ def fine_tune(encoder: torch.nn.Module, train_images: torch.Tensor, train_labels
               augment=None, device: str | torch.device | None = None, seed: int = 0) -> float:
     """Test accuracy after training a copy of ``encoder`` plus a linear head end to end.
 
-    The fine-tuning protocol (SimCLR arXiv:2002.05709, Sec. 4.2 / App. B.5) kept small: AdamW
+    The fine-tuning protocol (SimCLR arXiv:2002.05709, Sec. 6 / App. B.5) kept small: AdamW
     (lr, weight_decay), cosine decay over ``epochs``, cross-entropy; ``augment`` (a preset, of
     which the first view is used, or any ``aug(x, generator) -> tensor``) is applied to the
     training batches. ``encoder`` itself is not modified (a deep copy is trained).

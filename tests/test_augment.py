@@ -159,6 +159,17 @@ def test_colour_adjustments_match_torchvision():
     torch.testing.assert_close(A.adjust_contrast(grey, factor[:6]), ref, atol=1e-6, rtol=0)
 
 
+def test_colour_adjustments_accept_uint8_as_float_over_255():
+    x = (images(8) * 255).round().to(torch.uint8)
+    factor = torch.linspace(0.2, 1.8, 8)
+    for op in (A.adjust_brightness, A.adjust_contrast, A.adjust_saturation):
+        out = op(x, factor)
+        assert out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1
+        torch.testing.assert_close(out, op(x.float() / 255, factor))
+    shift = torch.linspace(-0.5, 0.5, 8)
+    torch.testing.assert_close(A.adjust_hue(x, shift), A.adjust_hue(x.float() / 255, shift))
+
+
 def test_color_jitter_equals_a_per_image_torchvision_loop():
     """Replays color_jitter's CPU draws and applies torchvision's ops image by image."""
     x, n, v = images(16), 16, (0.4, 0.4, 0.2, 0.1)

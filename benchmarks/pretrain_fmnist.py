@@ -61,6 +61,8 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     make_encoder = lambda: models.create("convnet", 1, mean, std, 28)  # noqa: E731
     if name in ("raw pixels", "random convnet"):
         encoder = make_encoder() if name == "random convnet" else None
+        if encoder is not None:  # BatchNorm statistics measured on the data, no gradient step
+            evaluate.calibrate_batchnorm(encoder, train[0][:4096], device=device)
         return {"method": name, **evaluate_encoder(encoder, train, test, device)}
     config = CONFIGS[name]
     method = methods.create(name, make_encoder(), **config["kwargs"])

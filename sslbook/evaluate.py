@@ -3,7 +3,8 @@
 Raw pixels are features too, so the book's first baselines (Chapter 1) use exactly the protocol
 that later chapters use for self-supervised encoders. :func:`features` turns images into
 encoder features; :func:`few_label_accuracy` repeats a protocol on a few labels per class;
-:func:`fine_tune` trains a copy of the encoder with a linear head end to end.
+:func:`fine_tune` trains a copy of the encoder with a linear head end to end;
+:func:`calibrate_batchnorm` prepares a randomly initialised encoder as a baseline.
 """
 
 from __future__ import annotations
@@ -169,15 +170,45 @@ def features(encoder: torch.nn.Module, images: torch.Tensor, batch_size: int = 5
     return torch.cat(out)  # N x D
 
 
+@torch.no_grad()
+def calibrate_batchnorm(encoder: torch.nn.Module, images: torch.Tensor, batches: int = 16,
+                        batch_size: int = 256, device: str | torch.device | None = None
+                        ) -> torch.nn.Module:
+    """Set every BatchNorm's running statistics to their average over ``batches`` batches of
+    ``images`` (uint8 or [0, 1]), without any gradient step, and return ``encoder``.
+
+    A randomly initialised encoder's BatchNorm layers hold mean 0 and variance 1, which in eval
+    mode scale its features arbitrarily; a fair "random encoder" baseline measures them first.
+    The statistics are reset and averaged cumulatively (``momentum=None``), so the result does
+    not depend on the initial values; the encoder's mode and momenta are restored.
+    """
+    device = torch.device(device) if device is not None else _device_of(encoder)
+    norms = [m for m in encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta, was_training = [m.momentum for m in norms], encoder.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    encoder.to(device).train()
+    try:
+        for start in range(0, min(len(images), batches * batch_size), batch_size):
+            x = images[start:start + batch_size].to(device)
+            encoder(x.float() / 255 if x.dtype == torch.uint8 else x.float())
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        encoder.train(was_training)
+    return encoder
+
+
 def few_label_accuracy(train_features, train_labels, test_features, test_labels, per_class: int,
                        seeds: int = 3, protocol: str = "linear", **kw) -> tuple[float, float]:
     """Mean and standard deviation (over ``seeds`` label draws) of the accuracy with only
     ``per_class`` labelled training examples of each class (``sslbook.data.few_labels``).
 
     The semi-supervised protocol of SimCLR (arXiv:2002.05709, Sec. 6 and Table 7: 1% and 10%
-    of the labels), here by class count. ``protocol`` is ``"linear"`` (:func:`linear_probe`; with one
-    label per class no validation split exists, so C = 1) or ``"knn"`` (:func:`knn_accuracy`);
-    ``kw`` goes to it. The std is the sample std (0 for one seed).
+    of the labels), here by class count. ``protocol`` is ``"linear"`` (:func:`linear_probe`;
+    with one label per class no validation split exists, so C = 1) or ``"knn"``
+    (:func:`knn_accuracy`); ``kw`` goes to it. The std is the sample std (0 for one seed).
     """
     from sslbook.data import few_labels
 

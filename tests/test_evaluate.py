@@ -86,3 +86,18 @@ def test_fine_tune_beats_chance_and_leaves_the_encoder_alone():
                                   epochs=4, batch_size=64, lr=3e-3, device="cpu")
     assert accuracy > 0.25  # chance is 0.1 (measured: 0.37)
     assert all(torch.equal(v, before[k]) for k, v in encoder.state_dict().items())
+
+
+def test_calibrate_batchnorm_measures_the_data_and_restores_the_module():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4, momentum=0.3))
+    net.eval()
+    images = (torch.rand(600, 1, 8, 8) * 255).to(torch.uint8)
+    out = evaluate.calibrate_batchnorm(net, images, batches=3, batch_size=200)
+    assert out is net and not net.training and net[1].momentum == 0.3
+    with torch.no_grad():
+        acts = net[0](images.float() / 255)  # 600 x 4 x 6 x 6
+    # the average of three batch means is the mean over all 600 images (equal batch sizes)
+    torch.testing.assert_close(net[1].running_mean, acts.mean(dim=(0, 2, 3)))
+    batch_vars = torch.stack([acts[i:i + 200].var(dim=(0, 2, 3)) for i in (0, 200, 400)])
+    torch.testing.assert_close(net[1].running_var, batch_vars.mean(0))

@@ -92,10 +92,14 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     if plan_path.exists():  # resuming: keep the planned length, so the schedule is the same
         epochs = json.loads(plan_path.read_text())["epochs"]
     else:
-        calibration = pretrain(methods.create(name, make_encoder(), **config["kwargs"]),
-                               train[0][:args.batch_size * 8], epochs=1,
-                               batch_size=args.batch_size, augment=views, device=device,
-                               progress=False)
+        def calibrate(steps: int) -> dict:
+            return pretrain(methods.create(name, make_encoder(), **config["kwargs"]),
+                            train[0][:args.batch_size * steps], epochs=1,
+                            batch_size=args.batch_size, augment=views, device=device,
+                            progress=False)
+
+        calibrate(3)  # warm-up: the first steps build the kernels (30% slow over 8 steps)
+        calibration = calibrate(16)
         per_epoch = len(train[0]) / calibration["images_per_second"]
         epochs = max(1, int(args.minutes * 60 / per_epoch))
         plan_path.write_text(json.dumps({"epochs": epochs, "calibration_images_per_second":

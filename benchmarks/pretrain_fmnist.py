@@ -91,6 +91,9 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     plan_path = out / "plan.json"
     if plan_path.exists():  # resuming: keep the planned length, so the schedule is the same
         epochs = json.loads(plan_path.read_text())["epochs"]
+    elif args.epochs:  # planned by hand, e.g. from an earlier run's measured images/s
+        epochs = args.epochs
+        plan_path.write_text(json.dumps({"epochs": epochs, "planned_by": "--epochs"}))
     else:
         def calibrate(steps: int) -> dict:
             return pretrain(methods.create(name, make_encoder(), **config["kwargs"]),
@@ -128,6 +131,8 @@ def main() -> int:
                         help="the baselines instead of the methods: raw pixels, random convnet "
                              "(both by default, or a comma-separated choice)")
     parser.add_argument("--minutes", type=float, default=15.0, help="budget per method")
+    parser.add_argument("--epochs", type=int, help="skip the calibration: train this many "
+                        "epochs (still stopped at 1.25 x --minutes)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device")
     parser.add_argument("--out", default="runs/pretrain_fmnist")

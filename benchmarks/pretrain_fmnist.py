@@ -101,7 +101,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
                             batch_size=args.batch_size, augment=views, device=device,
                             progress=False)
 
-        calibrate(3)  # warm-up: the first steps build the kernels (30% slow over 8 steps)
+        calibrate(3)  # warm-up: the first steps build the kernels (approximate; see --epochs)
         calibration = calibrate(16)
         per_epoch = len(train[0]) / calibration["images_per_second"]
         epochs = max(1, int(args.minutes * 60 / per_epoch))

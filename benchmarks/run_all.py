@@ -1,4 +1,4 @@
-"""`make bench`: run every benchmark in turn (long: about 80 minutes on a 2-core CPU).
+"""`make bench`: run every benchmark in turn (long: about 90 minutes on a 2-core CPU).
 
     python benchmarks/run_all.py [--quick]
 

@@ -54,7 +54,7 @@ class SimCLR(nn.Module):
     def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         if len(views) < 2:
             raise ValueError(f"SimCLR needs at least 2 views, got {len(views)}")
-        h = torch.cat(_encode(self.encoder, views))  # (V B) x F
+        h = _encode(self.encoder, views)  # (V B) x F
         z = self.projector(h).chunk(len(views))  # V x (B x D); the head's BatchNorm sees V B rows
         pairs = list(itertools.combinations(range(len(z)), 2))
         loss = sum(info_nce(z[i], z[j], temperature=self.temperature) for i, j in pairs)
@@ -67,11 +67,7 @@ class SimCLR(nn.Module):
         """Nothing to do after the optimizer step."""
 
 
-def _encode(encoder: nn.Module, views: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Encode views, one forward pass per run of views that share a size; one B x F per view."""
-    features = []
-    for _, group in itertools.groupby(views, key=lambda v: tuple(v.shape)):
-        group = list(group)
-        features.extend(encoder(torch.cat(group)).chunk(len(group)))  # (n B) x F -> n x (B x F)
-    return features
-
+def _encode(encoder: nn.Module, views: list[torch.Tensor]) -> torch.Tensor:
+    """Encode views, one forward pass per run of views that share a size; (V B) x F, in order."""
+    runs = itertools.groupby(views, key=lambda v: tuple(v.shape))
+    return torch.cat([encoder(torch.cat(list(run))) for _, run in runs])  # (V B) x F

@@ -26,8 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, provenance, table, write  # noqa: E402
 
-from sslbook import augment, data, default_device, evaluate, methods, models, optim  # noqa: E402
-from sslbook.train import pretrain  # noqa: E402
+from sslbook import augment, data, default_device, evaluate, methods, models  # noqa: E402
+from sslbook.train import build_optimizer, pretrain  # noqa: E402
 
 # Small-data settings (the papers' ImageNet values are the constructors' defaults). The papers'
 # LARS recipes (SimCLR, BYOL, SwAV) are tuned for 100-1000 epochs; a 15-minute CPU budget is about
@@ -36,8 +36,8 @@ from sslbook.train import pretrain  # noqa: E402
 # 0.843, SGD 0.06 0.746 / 0.850, SGD 0.2 0.760 / 0.869; BYOL LARS 0.2 0.731 / 0.823, SGD 0.1 0.724
 # / 0.850; SwAV LARS 0.3 0.733 / 0.834, SGD 0.2 0.750 / 0.857; MoCo SGD 0.03 (its paper's, weight
 # decay 1e-4) 0.754 / 0.858, SGD 0.1 (5e-4) 0.755 / 0.850; random encoder 0.705 / 0.827.
-# "optimizer" replaces method.default_optimizer; "lr" changes only its lr (lr per 256 images,
-# scaled linearly with the batch).
+# "optimizer" overrides fields of method.default_optimizer (lr per 256 images, scaled linearly
+# with the batch; sslbook.train.build_optimizer).
 SGD = {"name": "sgd", "momentum": 0.9, "weight_decay": 5e-4}  # the CIFAR recipes' decay
 CONFIGS = {
     "simclr": {"augment": "simclr", "kwargs": {"temperature": 0.5},  # CIFAR T (SimCLR B.9)
@@ -47,7 +47,7 @@ CONFIGS = {
     "byol": {"augment": "byol", "kwargs": {"hidden_dim": 1024, "tau_base": 0.99},
              "optimizer": {**SGD, "lr": 0.1}},
     "simsiam": {"augment": "moco_v2", "kwargs": {"dim": 512, "pred_dim": 128},
-                "lr": 0.03},  # its paper's CIFAR-10 lr (SimSiam App. D; ImageNet: 0.05)
+                "optimizer": {"lr": 0.03}},  # its paper's CIFAR-10 lr (App. D; ImageNet: 0.05)
     "swav": {"augment": "swav", "kwargs": {"n_prototypes": 100, "queue_length": 0},
              "optimizer": {**SGD, "lr": 0.2}},
 }
@@ -79,12 +79,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
         return {"method": name, **evaluate_encoder(encoder, train, test, device)}
     config = CONFIGS[name]
     method = methods.create(name, make_encoder(), **config["kwargs"])
-    optimizer = None
-    if "optimizer" in config:  # else pretrain builds the paper's (method.default_optimizer)
-        spec = dict(config["optimizer"])
-        optimizer = optim.create_optimizer(spec.pop("name"), method,
-                                           optim.scaled_lr(spec.pop("lr"), args.batch_size),
-                                           **spec)
+    optimizer = build_optimizer(method, args.batch_size, overrides=config.get("optimizer"))
     views = augment.preset(config["augment"], image_size=28, channels=1)
     out = Path(args.out) / name
     out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +103,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
         plan_path.write_text(json.dumps({"epochs": epochs, "calibration_images_per_second":
                                          calibration["images_per_second"]}))
     history = pretrain(method, train[0], epochs=epochs, batch_size=args.batch_size,
-                       augment=views, optimizer=optimizer, lr=config.get("lr"), device=device,
+                       augment=views, optimizer=optimizer, device=device,
                        checkpoint_path=out / "checkpoint.pt", resume=True,
                        knn_data=(train[0][:10_000], train[1][:10_000], test[0][:2_000],
                                  test[1][:2_000]),

@@ -31,11 +31,13 @@ CAUSES = ("learning rate too high, temperature too low, bf16 overflow under auto
           "outside [0, 1] (pass uint8 images or floats in [0, 1])")
 
 
-def build_optimizer(method: nn.Module, batch_size: int, lr: float | None = None
-                    ) -> torch.optim.Optimizer:
+def build_optimizer(method: nn.Module, batch_size: int, lr: float | None = None,
+                    overrides: dict | None = None) -> torch.optim.Optimizer:
     """``method.default_optimizer`` with lr = (``lr`` or the paper's lr per 256) x batch / 256,
-    over ``method.param_groups()`` when the method has it (SimSiam's fixed-lr predictor)."""
-    spec = method.default_optimizer
+    over ``method.param_groups()`` when the method has it (SimSiam's fixed-lr predictor).
+    ``overrides`` replaces fields of the paper's spec (``name``, ``lr``, ``momentum``,
+    ``weight_decay``), e.g. ``{"name": "sgd", "lr": 0.2}`` for a short run."""
+    spec = {**method.default_optimizer, **(overrides or {})}
     params = method.param_groups() if hasattr(method, "param_groups") else method
     base_lr = spec["lr"] if lr is None else lr
     return optim.create_optimizer(spec["name"], params, optim.scaled_lr(base_lr, batch_size),

@@ -31,13 +31,13 @@ from sslbook.train import build_optimizer, pretrain  # noqa: E402
 
 # Small-data settings (the papers' ImageNet values are the constructors' defaults). The papers'
 # LARS recipes (SimCLR, BYOL, SwAV) are tuned for 100-1000 epochs; a 15-minute CPU budget is about
-# 15 epochs, where plain SGD with a larger step learns faster. Measured here (2 epochs, batch 256,
-# 10k / 2k images for the read-outs; kNN / linear): SimCLR LARS 0.3 0.725 / 0.838, LARS 1.0 0.737 /
-# 0.843, SGD 0.06 0.746 / 0.850, SGD 0.2 0.760 / 0.869; BYOL LARS 0.2 0.731 / 0.823, SGD 0.1 0.724
-# / 0.850; SwAV LARS 0.3 0.733 / 0.834, SGD 0.2 0.750 / 0.857; MoCo SGD 0.03 (its paper's, weight
-# decay 1e-4) 0.754 / 0.858, SGD 0.1 (5e-4) 0.755 / 0.850; random encoder 0.705 / 0.827.
-# "optimizer" overrides fields of method.default_optimizer (lr per 256 images, scaled linearly
-# with the batch; sslbook.train.build_optimizer).
+# 15 epochs, where plain SGD with a larger step learns faster. Measured here with a one-off pilot
+# script, not kept (2 epochs, batch 256, 10k / 2k images for the read-outs; kNN / linear): SimCLR
+# LARS 0.3 0.725 / 0.838, LARS 1.0 0.737 / 0.843, SGD 0.06 0.746 / 0.850, SGD 0.2 0.760 / 0.869;
+# BYOL LARS 0.2 0.731 / 0.823, SGD 0.1 0.724 / 0.850; SwAV LARS 0.3 0.733 / 0.834, SGD 0.2 0.750 /
+# 0.857; MoCo SGD 0.03 (its paper's, weight decay 1e-4) 0.754 / 0.858, SGD 0.1 (5e-4) 0.755 /
+# 0.850; random encoder 0.705 / 0.827. "optimizer" overrides fields of method.default_optimizer (lr
+# per 256 images, scaled linearly with the batch; sslbook.train.build_optimizer).
 SGD = {"name": "sgd", "momentum": 0.9, "weight_decay": 5e-4}  # the CIFAR recipes' decay
 CONFIGS = {
     "simclr": {"augment": "simclr", "kwargs": {"temperature": 0.5},  # CIFAR T (SimCLR B.9)

@@ -84,7 +84,7 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
         raise ValueError("lr sets the default optimizer's lr; with your own optimizer, set the "
                          "lr in it and leave lr=None")
     total = epochs * spe
-    method.to(device, memory_format=torch.channels_last)  # NHWC: 1.6x faster convs on CPU too
+    method.to(device, memory_format=torch.channels_last)  # NHWC: faster convs on the CPU too
     images = images.to(device) if cuda else images  # small uint8 sets fit on the GPU at once
     if optimizer is None:
         optimizer = build_optimizer(method, batch_size, lr)

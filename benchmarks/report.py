@@ -17,7 +17,8 @@ from common import RESULTS, table  # noqa: E402
 
 README = Path(__file__).resolve().parent / "README.md"
 BEGIN, END = "<!-- tables: begin (benchmarks/report.py) -->", "<!-- tables: end -->"
-PRETRAIN_COLUMNS = [("method", "method", ""), ("epochs", "epochs", ""),
+PRETRAIN_COLUMNS = [("method", "method", ""), ("batch_size", "batch", ""),
+                    ("epochs", "epochs", ""),
                     ("wall_minutes", "minutes", ".1f"), ("images_per_second", "images/s", ".0f"),
                     ("peak_memory_mb", "peak MB", ".0f"), ("knn", "kNN (k=200)", ".4f"),
                     ("linear", "linear (all)", ".4f"), ("linear_60", "linear (60/class)", ".4f"),

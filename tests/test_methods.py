@@ -298,6 +298,18 @@ def test_moco_v1_has_a_linear_head_and_temperature_007():
     assert isinstance(method.projector, nn.Linear) and method.config["temperature"] == 0.07
 
 
+def test_moco_head_batch_norm_is_an_option_of_the_mlp_head():
+    def norms(module):
+        return sum(isinstance(m, nn.BatchNorm1d) for m in module.modules())
+
+    plain, with_bn = make("moco"), make("moco", head_batch_norm=True)
+    assert norms(plain.projector) == 0 and norms(with_bn.projector) == 1
+    assert norms(with_bn.projector_k) == 1  # the key head is a copy, BN included
+    assert torch.isfinite(with_bn(views())) and with_bn.config["head_batch_norm"]
+    with pytest.raises(ValueError, match="head_batch_norm"):
+        make("moco", version=1, head_batch_norm=True)
+
+
 # ----------------------------------------------------------------------------- BYOL
 
 

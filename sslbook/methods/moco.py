@@ -24,7 +24,10 @@ class MoCo(nn.Module):
     and ``momentum = 0.99``, the values of the official CIFAR-10 demo (which also uses T = 0.1).
     ``temperature=None`` picks 0.2 for v2 (arXiv:2003.04297, Sec. 2) and 0.07 for v1.
     v1 has a linear head, v2 an MLP head fc-ReLU-fc without BatchNorm (``hidden_dim``
-    defaults to the encoder width, 2048 for ResNet-50).
+    defaults to the encoder width, 2048 for ResNet-50). ``head_batch_norm=True`` puts BN in its
+    hidden layer, fc-BN-ReLU-fc, as SimCLR's head and MoCo v3's (Chen, Xie, He, "An Empirical
+    Study of Training Self-Supervised Vision Transformers", ICCV 2021, arXiv:2104.02057, which
+    has BN in every head layer).
 
     ``symmetric=True`` (the demo's ``--symmetric`` option; MoCo v3) sums the two directions,
     ``q(view 0) -> k(view 1)`` and ``q(view 1) -> k(view 0)``, and enqueues both key batches
@@ -63,10 +66,13 @@ class MoCo(nn.Module):
         symmetric: bool = True,
         shuffle_bn: bool = True,
         bn_splits: int = 8,
+        head_batch_norm: bool = False,
     ) -> None:
         super().__init__()
         if version not in (1, 2):
             raise ValueError(f"version must be 1 or 2, got {version}")
+        if version == 1 and head_batch_norm:
+            raise ValueError("head_batch_norm needs the MLP head of version 2 (v1's is linear)")
         if bn_splits < 1:
             raise ValueError(f"bn_splits must be >= 1, got {bn_splits}")
         feature_dim = encoder.feature_dim  # set by sslbook.models.create
@@ -76,7 +82,8 @@ class MoCo(nn.Module):
         if version == 1:
             self.projector = nn.Linear(feature_dim, out_dim)
         else:
-            self.projector = projection_mlp(feature_dim, hidden_dim, out_dim, batch_norm=False)
+            self.projector = projection_mlp(feature_dim, hidden_dim, out_dim,
+                                            batch_norm=head_batch_norm)
         self.encoder_k = copy_frozen(self.encoder)  # f_k, never receives gradients
         self.projector_k = copy_frozen(self.projector)
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, out_dim), dim=1))  # KxD
@@ -87,6 +94,7 @@ class MoCo(nn.Module):
             "version": version, "hidden_dim": hidden_dim, "out_dim": out_dim,
             "queue_size": queue_size, "momentum": momentum, "temperature": temperature,
             "symmetric": symmetric, "shuffle_bn": shuffle_bn, "bn_splits": bn_splits,
+            "head_batch_norm": head_batch_norm,
         }  # fmt: skip
 
     def _split_forward(self, encoder: nn.Module, projector: nn.Module, x: torch.Tensor):

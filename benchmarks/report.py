@@ -23,7 +23,8 @@ PRETRAIN_COLUMNS = [("method", "method", ""), ("batch_size", "batch", ""),
                     ("peak_memory_mb", "peak MB", ".0f"), ("knn", "kNN (k=200)", ".4f"),
                     ("linear", "linear (all)", ".4f"), ("linear_60", "linear (60/class)", ".4f"),
                     ("linear_60_std", "± std (3 draws)", ".4f")]
-THROUGHPUT_COLUMNS = [("setting", "images", ""), ("pipeline", "pipeline", ""),
+THROUGHPUT_COLUMNS = [("setting", "images", ""), ("width", "width", ""),
+                      ("pipeline", "pipeline", ""),
                       ("images_per_second", "training images/s", ".0f"),
                       ("tflops", "achieved TFLOP/s", ".4f"),
                       ("views_only_images_per_second", "views alone, images/s", ".0f")]
@@ -50,8 +51,10 @@ def throughput_section() -> list[str]:
     lines = []
     for path in sorted(RESULTS.glob("throughput*.json")):
         record = json.loads(path.read_text())
-        ratios = ", ".join(f"{s['setting']}: {s['ratio']:.2f}x training, "
-                           f"{s['views_only_ratio']:.1f}x views alone"
+        ratios = "; ".join(f"{s['setting']}, width {s.get('width', 32)}: {s['ratio']:.2f}x "
+                           f"training" + (f" (model alone {s['ceiling_ratio']:.2f}x)"
+                                          if "ceiling_ratio" in s else "")
+                           + f", {s['views_only_ratio']:.1f}x views alone"
                            for s in record["settings"])
         lines += [f"### Throughput (`results/{path.name}`)", "",
                   table(record["rows"], THROUGHPUT_COLUMNS), "",

@@ -1,6 +1,6 @@
 """Training throughput: sslbook's on-device batched augmentation vs the per-image pipeline.
 
-    python benchmarks/throughput.py [--steps 30] [--batch-size 256] [--device cuda]
+    python benchmarks/throughput.py [--steps 30] [--batch-size 256] [--widths 32,16] [--device cuda]
 
 Both sides train the same SimCLR convnet with the same augmentations and batch size, in one run
 on one machine, on Fashion-MNIST (28 x 28 grey) and on random colour images of CIFAR-10's shape
@@ -9,12 +9,16 @@ and solo-learn do: a torchvision ``transforms.v2`` pipeline applied to each PIL 
 DataLoader with 2 workers, the two views collated into batches and then moved to the device.
 Prints images/s of training, the ratio, the achieved FLOP rate (forward + backward FLOPs
 counted by ``torch.utils.flop_counter``) and, for scale, images/s of each pipeline producing
-its two views with no model behind it.
+its two views with no model behind it. A third row per setting trains on views made once in
+advance: the model alone, the speed no augmentation pipeline can beat. Its ratio to the
+per-image row bounds the end-to-end ratio, so the run is repeated for each convnet width in
+``--widths`` (32, the width the book pretrains, and 16, a cheaper model).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -26,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import provenance, table, write  # noqa: E402
+from report import THROUGHPUT_COLUMNS  # noqa: E402
 
 from sslbook import augment, data, default_device, methods, models  # noqa: E402
 
@@ -59,10 +64,11 @@ def load_images(setting: str, n: int) -> torch.Tensor:
     return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=generator)
 
 
-def make_method(device: torch.device, channels: int, size: int):
+def make_method(device: torch.device, channels: int, size: int, width: int):
     mean, std = data.STATS["fashion-mnist" if channels == 1 else "cifar10"]
     torch.manual_seed(0)
-    method = methods.create("simclr", models.create("convnet", channels, mean, std, size))
+    encoder = models.create("convnet", channels, mean, std, size, width=width)
+    method = methods.create("simclr", encoder)
     method = method.to(device, memory_format=torch.channels_last)  # as sslbook.train does
     return method, torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9)
 
@@ -93,13 +99,13 @@ def timed(batches, method, optimizer, device, steps: int, warmup: int = 3) -> fl
     return n / (time.perf_counter() - tic)
 
 
-def measure(setting: str, args: argparse.Namespace, device: torch.device) -> dict:
-    """Both pipelines on one setting: images/s, TFLOP/s and their ratio."""
+def measure(setting: str, width: int, args: argparse.Namespace, device: torch.device) -> dict:
+    """Both pipelines on one setting and model width: images/s, TFLOP/s and their ratio."""
     channels, size = (1, 28) if setting == "fashion-mnist" else (3, 32)
     images = load_images(setting, args.batch_size * (args.steps + 3))
 
     # sslbook: uint8 set on the device, per-sample parameters, one batched op per transform
-    method, optimizer = make_method(device, channels, size)
+    method, optimizer = make_method(device, channels, size, width)
     on_device = augment.preset("simclr", image_size=size, channels=channels)
     resident = images.to(device)
     generator = torch.Generator().manual_seed(0)
@@ -111,7 +117,7 @@ def measure(setting: str, args: argparse.Namespace, device: torch.device) -> dic
     ours = timed(device_batches(), method, optimizer, device, args.steps)
 
     # per image: PIL + transforms.v2 in DataLoader workers (lightly / solo-learn style)
-    method, optimizer = make_method(device, channels, size)
+    method, optimizer = make_method(device, channels, size, width)
     transform = augment.TwoViewTransform(augment.torchvision_pipeline("simclr", size, channels))
     loader = DataLoader(PerImageViews(images, transform), batch_size=args.batch_size,
                         num_workers=args.workers, drop_last=True, persistent_workers=False,
@@ -135,20 +141,29 @@ def measure(setting: str, args: argparse.Namespace, device: torch.device) -> dic
 
     ours_alone, theirs_alone = views_only(device_batches()), views_only(loader_batches())
 
+    # the model alone: the same views every step, made before the clock starts
+    method, optimizer = make_method(device, channels, size, width)
+    fixed = on_device(resident[: args.batch_size], generator=generator)
+    model_alone = timed(itertools.repeat(fixed), method, optimizer, device, args.steps)
+
     # FLOPs of one training step (forward + backward) of the model, augmentation excluded
-    method, optimizer = make_method(device, channels, size)
+    method, optimizer = make_method(device, channels, size, width)
     views = on_device(resident[: args.batch_size], generator=generator)
     with FlopCounterMode(display=False) as counter:
         train_step(method, optimizer, views, device)
     flops = counter.get_total_flops() / args.batch_size  # per image (two views)
     per_image = f"per-image transforms.v2, DataLoader({args.workers} workers)"
-    rows = [{"setting": setting, "pipeline": "sslbook on-device batched",
-             "images_per_second": ours, "tflops": ours * flops / 1e12,
+    rows = [{"pipeline": "sslbook on-device batched", "images_per_second": ours,
              "views_only_images_per_second": ours_alone},
-            {"setting": setting, "pipeline": per_image, "images_per_second": theirs,
-             "tflops": theirs * flops / 1e12, "views_only_images_per_second": theirs_alone}]
-    return {"setting": setting, "description": SETTINGS[setting], "flops_per_image": flops,
-            "ratio": ours / theirs, "views_only_ratio": ours_alone / theirs_alone, "rows": rows}
+            {"pipeline": per_image, "images_per_second": theirs,
+             "views_only_images_per_second": theirs_alone},
+            {"pipeline": "model alone (views made in advance)", "images_per_second": model_alone}]
+    rows = [{"setting": setting, "width": width, **row,
+             "tflops": row["images_per_second"] * flops / 1e12} for row in rows]
+    return {"setting": setting, "width": width, "description": SETTINGS[setting],
+            "flops_per_image": flops, "ratio": ours / theirs,
+            "views_only_ratio": ours_alone / theirs_alone, "ceiling_ratio": model_alone / theirs,
+            "rows": rows}
 
 
 def main() -> int:
@@ -156,6 +171,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--widths", default="32,16",
+                        help="comma-separated convnet widths (32 is the book's pretraining width)")
     parser.add_argument("--settings", default=",".join(SETTINGS),
                         help=f"comma-separated, from {', '.join(SETTINGS)}")
     parser.add_argument("--device")
@@ -163,21 +180,24 @@ def main() -> int:
     unknown = [s for s in args.settings.split(",") if s not in SETTINGS]
     if unknown:
         parser.error(f"unknown setting(s) {unknown}; choose from {', '.join(SETTINGS)}")
+    try:
+        widths = [int(w) for w in args.widths.split(",")]
+    except ValueError:
+        parser.error(f"--widths takes comma-separated integers, got {args.widths!r}")
     device = torch.device(args.device or default_device())
     record = {"benchmark": "throughput", **provenance(device), "batch_size": args.batch_size,
-              "steps": args.steps, "model": "SimCLR convnet (width 32)", "settings": []}
+              "steps": args.steps, "model": "SimCLR convnet", "settings": []}
     for setting in args.settings.split(","):
-        record["settings"].append(measure(setting, args, device))
+        for width in widths:
+            record["settings"].append(measure(setting, width, args, device))
     rows = [row for s in record["settings"] for row in s["rows"]]
     record["rows"] = rows
     write("throughput" if device.type == "cpu" else f"throughput_{device.type}", record)
-    print(table(rows, [("setting", "images", ""), ("pipeline", "pipeline", ""),
-                       ("images_per_second", "images/s", ".0f"),
-                       ("tflops", "achieved TFLOP/s", ".4f"),
-                       ("views_only_images_per_second", "views alone, images/s", ".0f")]))
+    print(table(rows, THROUGHPUT_COLUMNS))
     for s in record["settings"]:
-        print(f"ratio (on-device / per-image), {s['setting']}: training {s['ratio']:.2f}x, "
-              f"views alone {s['views_only_ratio']:.1f}x on {device.type}")
+        print(f"ratio (on-device / per-image), {s['setting']}, width {s['width']}: training "
+              f"{s['ratio']:.2f}x (model alone {s['ceiling_ratio']:.2f}x), views alone "
+              f"{s['views_only_ratio']:.1f}x on {device.type}")
     return 0
 
 

@@ -59,7 +59,9 @@ def throughput_section() -> list[str]:
         lines += [f"### Throughput (`results/{path.name}`)", "",
                   table(record["rows"], THROUGHPUT_COLUMNS), "",
                   f"On-device / per-image: {ratios}. Batch {record['batch_size']}, "
-                  f"{record['steps']} timed steps, model: {record['model']}.", "",
+                  f"{record['steps']} timed steps"
+                  + (f" x {record['rounds']} interleaved rounds (median)" if "rounds" in record
+                     else "") + f", model: {record['model']}.", "",
                   "Recorded by:", *provenance_lines([record]), ""]
     return lines or ["### Throughput", "", "Not recorded yet: run "
                      "`python benchmarks/throughput.py`."]

@@ -1,6 +1,6 @@
 """Training throughput: sslbook's on-device batched augmentation vs the per-image pipeline.
 
-    python benchmarks/throughput.py [--steps 30] [--batch-size 256] [--widths 32,16] [--device cuda]
+    python benchmarks/throughput.py [--steps 20] [--rounds 3] [--widths 32,16] [--device cuda]
 
 Both sides train the same SimCLR convnet with the same augmentations and batch size, in one run
 on one machine, on Fashion-MNIST (28 x 28 grey) and on random colour images of CIFAR-10's shape
@@ -12,13 +12,16 @@ counted by ``torch.utils.flop_counter``) and, for scale, images/s of each pipeli
 its two views with no model behind it. A third row per setting trains on views made once in
 advance: the model alone, the speed no augmentation pipeline can beat. Its ratio to the
 per-image row bounds the end-to-end ratio, so the run is repeated for each convnet width in
-``--widths`` (32, the width the book pretrains, and 16, a cheaper model).
+``--widths`` (32, the width the book pretrains, and 16, a cheaper model). The three training
+measurements are interleaved in ``--rounds`` rounds of ``--steps`` steps and the median of each
+is reported, so that a slow spell of a shared machine does not fall on one pipeline only.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -105,7 +108,6 @@ def measure(setting: str, width: int, args: argparse.Namespace, device: torch.de
     images = load_images(setting, args.batch_size * (args.steps + 3))
 
     # sslbook: uint8 set on the device, per-sample parameters, one batched op per transform
-    method, optimizer = make_method(device, channels, size, width)
     on_device = augment.preset("simclr", image_size=size, channels=channels)
     resident = images.to(device)
     generator = torch.Generator().manual_seed(0)
@@ -114,10 +116,7 @@ def measure(setting: str, width: int, args: argparse.Namespace, device: torch.de
         for start in range(0, len(resident), args.batch_size):
             yield on_device(resident[start:start + args.batch_size], generator=generator)
 
-    ours = timed(device_batches(), method, optimizer, device, args.steps)
-
     # per image: PIL + transforms.v2 in DataLoader workers (lightly / solo-learn style)
-    method, optimizer = make_method(device, channels, size, width)
     transform = augment.TwoViewTransform(augment.torchvision_pipeline("simclr", size, channels))
     loader = DataLoader(PerImageViews(images, transform), batch_size=args.batch_size,
                         num_workers=args.workers, drop_last=True, persistent_workers=False,
@@ -127,7 +126,16 @@ def measure(setting: str, width: int, args: argparse.Namespace, device: torch.de
         for views in loader:
             yield [v.to(device, non_blocking=True) for v in views]
 
-    theirs = timed(loader_batches(), method, optimizer, device, args.steps)
+    # the model alone: the same views every step, made before the clock starts
+    fixed = on_device(resident[: args.batch_size], generator=generator)
+    pipelines = {"ours": device_batches, "theirs": loader_batches,
+                 "model": lambda: itertools.repeat(fixed)}
+    nets = {name: make_method(device, channels, size, width) for name in pipelines}
+    speeds = {name: [] for name in pipelines}
+    for _ in range(args.rounds):  # interleaved: a slow spell of the machine hits all three
+        for name, batches in pipelines.items():
+            speeds[name].append(timed(batches(), *nets[name], device, args.steps))
+    ours, theirs, model_alone = (statistics.median(speeds[name]) for name in pipelines)
 
     # the pipelines alone, no model: how many two-view batches per second each can deliver
     def views_only(batches, steps: int = args.steps) -> float:
@@ -140,11 +148,6 @@ def measure(setting: str, width: int, args: argparse.Namespace, device: torch.de
         return n / (time.perf_counter() - tic)
 
     ours_alone, theirs_alone = views_only(device_batches()), views_only(loader_batches())
-
-    # the model alone: the same views every step, made before the clock starts
-    method, optimizer = make_method(device, channels, size, width)
-    fixed = on_device(resident[: args.batch_size], generator=generator)
-    model_alone = timed(itertools.repeat(fixed), method, optimizer, device, args.steps)
 
     # FLOPs of one training step (forward + backward) of the model, augmentation excluded
     method, optimizer = make_method(device, channels, size, width)
@@ -163,12 +166,14 @@ def measure(setting: str, width: int, args: argparse.Namespace, device: torch.de
     return {"setting": setting, "width": width, "description": SETTINGS[setting],
             "flops_per_image": flops, "ratio": ours / theirs,
             "views_only_ratio": ours_alone / theirs_alone, "ceiling_ratio": model_alone / theirs,
-            "rows": rows}
+            "rounds_images_per_second": speeds, "rows": rows}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds per pipeline (the median is reported)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--widths", default="32,16",
@@ -186,7 +191,8 @@ def main() -> int:
         parser.error(f"--widths takes comma-separated integers, got {args.widths!r}")
     device = torch.device(args.device or default_device())
     record = {"benchmark": "throughput", **provenance(device), "batch_size": args.batch_size,
-              "steps": args.steps, "model": "SimCLR convnet", "settings": []}
+              "steps": args.steps, "rounds": args.rounds, "model": "SimCLR convnet",
+              "settings": []}
     for setting in args.settings.split(","):
         for width in widths:
             record["settings"].append(measure(setting, width, args, device))

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "results"
+RESULTS = Path(os.environ.get("SSLBOOK_RESULTS", ROOT / "results"))  # run_all --quick: elsewhere
 
 
 def commit() -> str:
@@ -62,7 +62,7 @@ def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
 
 
 def write(name: str, record: dict) -> Path:
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")

@@ -47,21 +47,23 @@ def pretrain_section() -> list[str]:
             table(rows, PRETRAIN_COLUMNS), "", "Recorded by:", *provenance_lines(rows)]
 
 
+def throughput_ratios(setting: dict) -> str:
+    """On-device / per-image ratios of one measured setting (an entry of ``settings``)."""
+    return (f"{setting['setting']}, width {setting['width']}: {setting['ratio']:.2f}x training "
+            f"(model alone {setting['ceiling_ratio']:.2f}x), "
+            f"{setting['views_only_ratio']:.1f}x views alone")
+
+
 def throughput_section() -> list[str]:
     lines = []
     for path in sorted(RESULTS.glob("throughput*.json")):
         record = json.loads(path.read_text())
-        ratios = "; ".join(f"{s['setting']}, width {s.get('width', 32)}: {s['ratio']:.2f}x "
-                           f"training" + (f" (model alone {s['ceiling_ratio']:.2f}x)"
-                                          if "ceiling_ratio" in s else "")
-                           + f", {s['views_only_ratio']:.1f}x views alone"
-                           for s in record["settings"])
+        ratios = "; ".join(throughput_ratios(s) for s in record["settings"])
         lines += [f"### Throughput (`results/{path.name}`)", "",
                   table(record["rows"], THROUGHPUT_COLUMNS), "",
                   f"On-device / per-image: {ratios}. Batch {record['batch_size']}, "
-                  f"{record['steps']} timed steps"
-                  + (f" x {record['rounds']} interleaved rounds (median)" if "rounds" in record
-                     else "") + f", model: {record['model']}.", "",
+                  f"{record['steps']} timed steps x {record['rounds']} interleaved rounds "
+                  f"(median), model: {record['model']}.", "",
                   "Recorded by:", *provenance_lines([record]), ""]
     return lines or ["### Throughput", "", "Not recorded yet: run "
                      "`python benchmarks/throughput.py`."]

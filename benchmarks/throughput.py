@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import provenance, table, write  # noqa: E402
-from report import THROUGHPUT_COLUMNS  # noqa: E402
+from report import THROUGHPUT_COLUMNS, throughput_ratios  # noqa: E402
 
 from sslbook import augment, data, default_device, methods, models  # noqa: E402
 
@@ -150,10 +150,8 @@ def measure(setting: str, width: int, args: argparse.Namespace, device: torch.de
     ours_alone, theirs_alone = views_only(device_batches()), views_only(loader_batches())
 
     # FLOPs of one training step (forward + backward) of the model, augmentation excluded
-    method, optimizer = make_method(device, channels, size, width)
-    views = on_device(resident[: args.batch_size], generator=generator)
     with FlopCounterMode(display=False) as counter:
-        train_step(method, optimizer, views, device)
+        train_step(*nets["model"], fixed, device)
     flops = counter.get_total_flops() / args.batch_size  # per image (two views)
     per_image = f"per-image transforms.v2, DataLoader({args.workers} workers)"
     rows = [{"pipeline": "sslbook on-device batched", "images_per_second": ours,
@@ -201,9 +199,7 @@ def main() -> int:
     write("throughput" if device.type == "cpu" else f"throughput_{device.type}", record)
     print(table(rows, THROUGHPUT_COLUMNS))
     for s in record["settings"]:
-        print(f"ratio (on-device / per-image), {s['setting']}, width {s['width']}: training "
-              f"{s['ratio']:.2f}x (model alone {s['ceiling_ratio']:.2f}x), views alone "
-              f"{s['views_only_ratio']:.1f}x on {device.type}")
+        print(f"on-device / per-image on {device.type}, {throughput_ratios(s)}")
     return 0
 
 

@@ -29,7 +29,7 @@ class CheckpointError(ValueError):
 
 def method_name(method: nn.Module) -> str:
     """The registry name of ``method`` (``"simclr"`` ...), else its ``name`` or class name."""
-    for name, cls in methods.METHODS.items():
+    for name, cls in {**methods.METHODS, **methods.REFERENCES}.items():
         if type(method) is cls:
             return name
     return getattr(method, "name", type(method).__name__.lower())

@@ -272,3 +272,20 @@ def fine_tune(encoder: torch.nn.Module, train_images: torch.Tensor, train_labels
             scheduler.step()
     logits = features(net, test_images, batch_size=512, device=device)  # M x classes
     return (logits.argmax(1) == y_test).float().mean().item()
+
+
+def read_outs(encoder: torch.nn.Module | None, train: tuple, test: tuple, per_class: int = 60,
+              seeds: int = 3, device: str | torch.device | None = None) -> dict:
+    """The book's three read-outs of a frozen encoder (``None``: raw pixels), as on every
+    pretrained card: weighted kNN (k = 200, T = 0.1; InstDisc, arXiv:1805.01978), the linear
+    probe on all labels, and the linear probe with ``per_class`` labels per class (mean and std
+    over ``seeds`` draws). ``train`` and ``test`` are (images, labels) pairs."""
+    if encoder is None:
+        f_train, f_test = _flat_features(train[0]), _flat_features(test[0])
+    else:
+        f_train = features(encoder, train[0], device=device)
+        f_test = features(encoder, test[0], device=device)
+    mean, std = few_label_accuracy(f_train, train[1], f_test, test[1], per_class, seeds=seeds)
+    return {"knn": knn_accuracy(f_train, train[1], f_test, test[1]),
+            "linear": linear_probe(f_train, train[1], f_test, test[1]),
+            f"linear_{per_class}": mean, f"linear_{per_class}_std": std}

@@ -60,7 +60,8 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
              resume: bool = False, knn_data: tuple | None = None, knn_every: int = 1,
              seed: int = 0, meta: dict | None = None, warmup_epochs: float | None = None,
              progress: bool = True, max_minutes: float | None = None,
-             checkpoint_minutes: float = 5.0, checkpoint_every_steps: int | None = None) -> dict:
+             checkpoint_minutes: float = 5.0, checkpoint_every_steps: int | None = None,
+             labels: torch.Tensor | None = None, monitor=None) -> dict:
     """Train ``method`` on uint8 ``images`` (N x C x H x W) with ``augment(x, generator)`` views.
 
     ``optimizer=None`` builds :func:`build_optimizer` (``lr``: lr per 256 images); a given
@@ -70,7 +71,10 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
     ``checkpoint_every_steps``) and when ``max_minutes`` run out; ``resume=True`` continues
     from it if it exists, giving the losses of an uninterrupted run. ``seed`` seeds torch, the
     batch order and the augmentations. ``knn_data = (train_x, train_y, test_x, test_y)`` adds a
-    kNN accuracy every ``knn_every`` epochs. Returns the history: ``loss`` and ``lr`` per step,
+    kNN accuracy every ``knn_every`` epochs; ``monitor(method) -> dict`` adds its values to
+    ``history["monitor"]`` after every epoch (e.g. a validation accuracy). ``labels`` (N,
+    for :class:`sslbook.methods.Supervised`) are passed as ``method(views, labels)``. Returns
+    the history: ``loss`` and ``lr`` per step,
     ``knn`` ([{"epoch", "accuracy"}]), ``images_per_second`` (of this call), ``wall_seconds``
     and ``epochs_done`` (below ``epochs`` when ``max_minutes`` ran out).
     """
@@ -80,6 +84,8 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
     if batch_size < 2 or spe < 1 or epochs < 1:
         raise ValueError(f"need 2 <= batch_size <= len(images) = {n} and epochs >= 1; got "
                          f"batch_size={batch_size}, epochs={epochs}")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"labels has {len(labels)} entries for {n} images; pass one per image")
     if optimizer is not None and lr is not None:
         raise ValueError("lr sets the default optimizer's lr; with your own optimizer, set the "
                          "lr in it and leave lr=None")
@@ -92,8 +98,8 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
         warmup_epochs * spe)
     scheduler = optim.warmup_cosine(optimizer, warmup, total)
     generator = torch.Generator().manual_seed(seed)  # augmentation parameters, on the CPU
-    history = {"loss": [], "lr": [], "knn": [], "images_per_second": 0.0, "wall_seconds": 0.0,
-               "epochs_done": 0}
+    history = {"loss": [], "lr": [], "knn": [], "monitor": [], "images_per_second": 0.0,
+               "wall_seconds": 0.0, "epochs_done": 0}
     start, run = (0, 0), {"batch_size": batch_size, "num_images": n, "seed": seed}
     if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
         ckpt = load_checkpoint(checkpoint_path)
@@ -134,7 +140,11 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
             views = augment(x.to(device), generator=generator)  # V x (B x C x H x W)
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                loss = method(views)
+                if labels is None:
+                    loss = method(views)
+                else:
+                    idx = order[i * batch_size:(i + 1) * batch_size].to(labels.device)
+                    loss = method(views, labels[idx].to(device))
             value, lr_now = loss.item(), optimizer.param_groups[0]["lr"]
             if not math.isfinite(value):
                 raise FloatingPointError(f"loss is {value} at step {step} (epoch {epoch}, batch "
@@ -167,6 +177,9 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
                 accuracy = knn_monitor(method.encoder, knn_data)
                 history["knn"].append({"epoch": epoch + 1, "accuracy": accuracy})
                 bar.set_description(f"{name} (kNN {accuracy:.3f})")
+            if monitor is not None:
+                history.setdefault("monitor", []).append({"epoch": epoch + 1, **monitor(method)})
+                method.train()
             save(epoch + 1, 0)
             last_save = time.perf_counter()
         if out_of_time:

@@ -21,20 +21,26 @@ from torch import nn
 from sslbook.methods.byol import BYOL
 from sslbook.methods.moco import MoCo
 from sslbook.methods.momentum import copy_frozen, cosine_tau, update_momentum
+from sslbook.methods.rotation import RotNet, rotation_batch
 from sslbook.methods.simclr import SimCLR
 from sslbook.methods.simsiam import SimSiam
+from sslbook.methods.supervised import Supervised
 from sslbook.methods.swav import SwAV
 
 __all__ = [
     "BYOL",
     "METHODS",
+    "REFERENCES",
     "MoCo",
+    "RotNet",
     "SimCLR",
     "SimSiam",
+    "Supervised",
     "SwAV",
     "copy_frozen",
     "cosine_tau",
     "create",
+    "rotation_batch",
     "update_momentum",
 ]
 
@@ -45,18 +51,22 @@ METHODS: dict[str, type[nn.Module]] = {
     "simsiam": SimSiam,
     "swav": SwAV,
 }
+# The book's reference encoders, trained by the same loop (sslbook.train.pretrain): a pretext
+# task from before the contrastive methods (Chapter 7) and supervised training (Chapter 5).
+REFERENCES: dict[str, type[nn.Module]] = {"rotation": RotNet, "supervised": Supervised}
 
 
 def create(name: str, encoder: nn.Module, **kwargs) -> nn.Module:
-    """Build the method ``name`` (one of ``METHODS``) around ``encoder``.
+    """Build the method ``name`` (one of ``METHODS`` or ``REFERENCES``) around ``encoder``.
 
     ``kwargs`` override the paper defaults; ``create(name, encoder, **method.config)``
     rebuilds a method with the same settings.
     """
     key = name.lower() if isinstance(name, str) else name
-    if key not in METHODS:
-        raise ValueError(f"unknown method {name!r}; valid names: {', '.join(METHODS)}")
-    cls = METHODS[key]
+    registry = {**METHODS, **REFERENCES}
+    if key not in registry:
+        raise ValueError(f"unknown method {name!r}; valid names: {', '.join(registry)}")
+    cls = registry[key]
     valid = [p for p in inspect.signature(cls).parameters if p != "encoder"]
     bad = [k for k in kwargs if k not in valid]
     if bad:

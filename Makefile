@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export SSLBOOK_DATA_QUIET ?= 0
+# JupyterLab refuses to start as root unless told; containers often run as root.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
-.PHONY: setup data lab test test-all lint unit chapters chapters-all bench clean
+.PHONY: setup data lab test test-all lint unit chapters chapters-all bench checkpoints clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +20,15 @@ setup: $(STAMP) data
 data: $(STAMP)
 	$(PY) -m sslbook data
 
-lab: setup
+# Double-click opens a chapter (.md) as a notebook: jupyter/overrides.json sets jupytext as the
+# default viewer. Pick a mode with SSLBOOK_MODE=fast|reader|train|record make lab (default reader).
+$(LAB_SETTINGS): jupyter/overrides.json $(STAMP)
+	mkdir -p $(dir $@)
+	cp jupyter/overrides.json $@
+
+lab: setup $(LAB_SETTINGS)
 	$(VENV)/bin/jupyter lab --notebook-dir=chapters \
-	  --ServerApp.contents_manager_class=jupytext.TextFileContentsManager
+	  --ServerApp.contents_manager_class=jupytext.TextFileContentsManager $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sslbook tests benchmarks
@@ -40,6 +48,10 @@ test-all: setup lint unit chapters-all
 
 bench: setup
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
+
+# Train a pretrained network again from scratch (resumes after an interruption): NAME=simclr
+checkpoints: setup
+	$(PY) benchmarks/checkpoints.py $(or $(NAME),$(error give NAME=, e.g. make checkpoints NAME=simclr; names: python benchmarks/checkpoints.py --list))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

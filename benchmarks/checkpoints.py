@@ -4,6 +4,7 @@
     python benchmarks/checkpoints.py simclr byol       # several, one after the other
     python benchmarks/checkpoints.py --list            # the recipes
     python benchmarks/checkpoints.py --pilot simsiam   # the short pilot that chose a recipe
+    python benchmarks/checkpoints.py simclr --quick --out /tmp/ck   # 1 epoch on 4,096 images
 
 Each network trains under ``runs/checkpoints/NAME/`` and checkpoints as it goes: the same command
 after an interruption resumes where it stopped (a changed recipe is refused; ``--fresh`` starts
@@ -70,9 +71,12 @@ def make_augment(spec):
                                    for _ in range(spec["views"])))
 
 
-def baselines(train, test) -> dict:
+QUICK = {"images": 4_096, "epochs": 1, "train": 5_000, "test": 1_000}  # --quick: a smoke run
+
+
+def baselines(train, test, runs: Path) -> dict:
     """Raw pixels and the random encoder (seed 0, BatchNorm calibrated) on the same split."""
-    cache = RUNS / "baselines.json"
+    cache = runs / "baselines.json"
     if cache.exists():
         return json.loads(cache.read_text())
     torch.manual_seed(0)
@@ -82,14 +86,16 @@ def baselines(train, test) -> dict:
                              "ci_knn": pretrained.subset_knn(None)},
               "random encoder": {**evaluate.read_outs(random_encoder, train, test),
                                  "ci_knn": pretrained.subset_knn(random_encoder)}}
-    RUNS.mkdir(parents=True, exist_ok=True)
+    runs.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result, indent=1))
     return result
 
 
-def train_one(name: str, recipe: dict, out: Path, fresh: bool, progress: bool) -> tuple:
+def train_one(name: str, recipe: dict, out: Path, fresh: bool, progress: bool,
+              images: int | None = None) -> tuple:
     """Train (or resume) one recipe under ``out``; returns (method, history, images used)."""
     (x, y), (xt, yt) = data.fashion_mnist("train"), data.fashion_mnist("test")
+    x, y = x[:images], y[:images]
     plan = out / "recipe.json"
     if plan.exists() and not fresh and json.loads(plan.read_text()) != recipe:
         raise SystemExit(f"error: {out} holds a run of another recipe; pass --fresh to start "
@@ -109,8 +115,9 @@ def train_one(name: str, recipe: dict, out: Path, fresh: bool, progress: bool) -
     labels, monitor = None, None
     if method_name == "supervised":  # hold out a validation set for the curve
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
-        x_val, y_val = x[order[:VALIDATION]], y[order[:VALIDATION]]
-        x, labels = x[order[VALIDATION:]], y[order[VALIDATION:]]
+        held = min(VALIDATION, len(x) // 5)
+        x_val, y_val = x[order[:held]], y[order[:held]]
+        x, labels = x[order[held:]], y[order[held:]]
 
         def monitor(m):
             logits = evaluate.features(torch.nn.Sequential(m.encoder, m.classifier), x_val)
@@ -118,14 +125,15 @@ def train_one(name: str, recipe: dict, out: Path, fresh: bool, progress: bool) -
     history = pretrain(method, x, epochs=recipe["epochs"], batch_size=batch,
                        augment=make_augment(recipe["augment"]), optimizer=optimizer,
                        device="cpu", checkpoint_path=out / "checkpoint.pt", resume=not fresh,
-                       knn_data=(x[:10_000], (labels if labels is not None else y)[:10_000],
+                       knn_data=(x[:10_000], (y if labels is None else labels)[:10_000],
                                  xt[:2_000], yt[:2_000]),
                        knn_every=max(1, recipe["epochs"] // 5), labels=labels,
                        monitor=monitor, progress=progress)
     return method, history, len(x)
 
 
-def card_for(name, recipe, method, history, n_images, file: Path, base: dict, train, test):
+def card_for(name, recipe, method, history, n_images, file: Path, base: dict, train, test,
+             command: str):
     method.eval()
     scores = evaluate.read_outs(method.encoder, train, test)
     batch = recipe.get("batch_size", 256)
@@ -146,11 +154,12 @@ def card_for(name, recipe, method, history, n_images, file: Path, base: dict, tr
         "seed": 0, "wall_minutes": round(history["wall_seconds"] / 60, 2),
         "images_per_second": round(history["images_per_second"], 1),
         "machine": machine(torch.device("cpu")), "torch": torch.__version__,
-        "commit": commit(), "command": pretrained.regenerate_command(name),
+        "commit": commit(), "command": command,
         "date": provenance(torch.device("cpu"))["date"],
         "sha256": pretrained.sha256(file), "size_bytes": file.stat().st_size,
-        "evaluation": {"protocol": "train 60,000 -> test 10,000; kNN k=200 T=0.1; linear probe "
-                                   "(all labels); linear probe, 60 labels per class, 3 draws",
+        "evaluation": {"protocol": f"train {len(train[1]):,} -> test {len(test[1]):,}; kNN k=200 "
+                                   "T=0.1; linear probe (all labels); linear probe, 60 labels "
+                                   "per class, 3 draws",
                        name: scores, **{k: {m: v[m] for m in scores} for k, v in base.items()}},
         "ci": {**pretrained.CI_SUBSET, "knn": pretrained.subset_knn(method.encoder),
                "raw_pixels_knn": base["raw pixels"]["ci_knn"],
@@ -158,6 +167,13 @@ def card_for(name, recipe, method, history, n_images, file: Path, base: dict, tr
         "history": {"loss_first": history["loss"][0], "loss_last": history["loss"][-1],
                     "knn_monitor": history["knn"], "monitor": history.get("monitor", [])},
     }
+    if hasattr(method, "classifier"):  # supervised: the trained classifier itself, on the test set
+        logits = evaluate.features(torch.nn.Sequential(method.encoder, method.classifier), test[0])
+        card["classifier_test_accuracy"] = (logits.argmax(1) == test[1]).float().mean().item()
+    if hasattr(method, "head"):  # rotation: the pretext task on held-out images
+        rotated, targets = methods.rotation_batch(test[0][:2_000].float() / 255)
+        logits = evaluate.features(torch.nn.Sequential(method.encoder, method.head), rotated)
+        card["rotation_test_accuracy"] = (logits.argmax(1) == targets).float().mean().item()
     return card
 
 
@@ -167,8 +183,8 @@ def pretrained_method(method) -> str:
     return method_name(method)
 
 
-def render_readme() -> None:
-    cards = [json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))]
+def render_readme(out: Path) -> None:
+    cards = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     rows = []
     for c in cards:
         ev = c["evaluation"]
@@ -206,7 +222,7 @@ def render_readme() -> None:
                          ("linear", "linear", ".3f"), ("linear_60", "linear, 60/class", ".3f")]),
                   ""]
     lines += ["Machines:", ""] + sorted({f"- {c['name']}: {c['machine']}" for c in cards}) + [""]
-    (OUT / "README.md").write_text("\n".join(lines))
+    (out / "README.md").write_text("\n".join(lines))
 
 
 def run_pilot(name: str, progress: bool) -> None:
@@ -238,13 +254,16 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="discard a partial run")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--readme", action="store_true", help="only re-render README.md")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 epoch on 4,096 "
+                        "images, read-outs on 5,000 / 1,000; needs --out")
+    parser.add_argument("--out", type=Path, default=OUT, help="where files and cards go")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.list:
         print(json.dumps(RECIPES, indent=1))
         return 0
     if args.readme:
-        render_readme()
+        render_readme(args.out)
         return 0
     if args.pilot:
         run_pilot(args.pilot, not args.no_progress)
@@ -254,25 +273,35 @@ def main() -> int:
         print(f"error: unknown or no name(s) {unknown}; choose from {', '.join(RECIPES)}",
               file=sys.stderr)
         return 2
+    if args.quick and args.out.resolve() == OUT.resolve():
+        print("error: --quick writes smoke-test networks; give it another --out", file=sys.stderr)
+        return 2
     train, test = data.fashion_mnist("train"), data.fashion_mnist("test")
-    base = baselines(train, test)
-    OUT.mkdir(exist_ok=True)
+    runs = args.out / ".quick-runs" if args.quick else RUNS
+    if args.quick:
+        train = (train[0][:QUICK["train"]], train[1][:QUICK["train"]])
+        test = (test[0][:QUICK["test"]], test[1][:QUICK["test"]])
+    base = baselines(train, test, runs)
+    args.out.mkdir(parents=True, exist_ok=True)
     for name in args.names:
         tic = time.time()
-        recipe = RECIPES[name]
-        method, history, n = train_one(name, recipe, RUNS / name, args.fresh,
-                                       not args.no_progress)
-        file = OUT / f"{name}.pt"
+        recipe = {**RECIPES[name], "epochs": QUICK["epochs"]} if args.quick else RECIPES[name]
+        method, history, n = train_one(name, recipe, runs / name, args.fresh,
+                                       not args.no_progress,
+                                       QUICK["images"] if args.quick else None)
+        file = args.out / f"{name}.pt"
         pretrained.export(method, name, file)
-        card = card_for(name, recipe, method, history, n, file, base, train, test)
-        (OUT / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
-        if name == "supervised":  # chapter 5 reads the validation curve from its record
+        command = pretrained.regenerate_command(name) + (
+            f" --quick --out {args.out}" if args.quick else "")
+        card = card_for(name, recipe, method, history, n, file, base, train, test, command)
+        (args.out / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
+        if name == "supervised" and not args.quick:  # chapter 5 reads its validation curve
             path = ROOT / "results" / "ch05-supervised.json"
             record = json.loads(path.read_text())
             record["reference_encoder"] = {"card": "checkpoints/supervised.json",
                                            "validation_curve": history["monitor"]}
             write("ch05-supervised", record)
-        render_readme()
+        render_readme(args.out)
         ev = card["evaluation"]
         print(f"{name}: kNN {ev[name]['knn']:.3f} linear {ev[name]['linear']:.3f} (raw pixels "
               f"{base['raw pixels']['knn']:.3f} / {base['raw pixels']['linear']:.3f}); "

@@ -12,13 +12,34 @@ import os
 __version__ = "0.1.0"
 
 
-def fast_mode() -> bool:
-    """True when ``SSLBOOK_FAST`` is set to a true value (CI runs every chapter this way).
+MODES = ("fast", "reader", "train", "record")
 
-    Chapters read it once in their setup cell and shrink data subsets and step counts with it.
+
+def mode() -> str:
+    """The chapters' mode, from ``SSLBOOK_MODE`` (default ``"reader"``):
+
+    - ``fast``: CI; small subsets and short from-scratch runs, under 90 s a chapter;
+    - ``reader``: loads the trained networks (:mod:`sslbook.pretrained`) and recorded runs and
+      shows trained results; at most 2 minutes a chapter on 2 cores;
+    - ``train``: trains everything from scratch at full size; writes nothing;
+    - ``record``: as ``train``, and writes ``results/`` (the only mode that writes).
+
+    ``SSLBOOK_FAST=1``, the older switch, still means ``fast``. Chapters read the mode once in
+    their setup cell; in JupyterLab, run ``%env SSLBOOK_MODE=train`` before that cell.
     """
-    value = os.environ.get("SSLBOOK_FAST", "").strip().lower()
-    return value not in ("", "0", "false", "no", "off")
+    value = os.environ.get("SSLBOOK_MODE", "").strip().lower()
+    if value:
+        if value not in MODES:
+            raise ValueError(f"SSLBOOK_MODE={value!r} is not a mode; use one of "
+                             f"{', '.join(MODES)} (or unset it for reader)")
+        return value
+    legacy = os.environ.get("SSLBOOK_FAST", "").strip().lower()
+    return "fast" if legacy not in ("", "0", "false", "no", "off") else "reader"
+
+
+def fast_mode() -> bool:
+    """True in ``fast`` mode (see :func:`mode`)."""
+    return mode() == "fast"
 
 
 def default_device() -> str:

@@ -1,9 +1,10 @@
-"""Command line: ``python -m sslbook {data,pretrain,evaluate}`` (installed as ``sslbook`` too).
+"""Command line: ``python -m sslbook {data,pretrain,evaluate,pretrained}`` (also ``sslbook``).
 
     python -m sslbook data --dataset fashion-mnist
     python -m sslbook pretrain --method simclr --dataset fashion-mnist --arch convnet \\
         --epochs 100 --batch-size 512 --out runs/simclr        # writes checkpoint.pt, history.json
     python -m sslbook evaluate --checkpoint runs/simclr/checkpoint.pt --protocol linear
+    python -m sslbook pretrained list | verify [NAME] | evaluate NAME [--json]
 
 Bad arguments print one line starting with ``error:`` on stderr and exit with code 2.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from sslbook import augment, data, default_device, evaluate, methods, models
+from sslbook import augment, data, default_device, evaluate, methods, models, pretrained
 from sslbook.checkpoint import load_checkpoint, restore
 from sslbook.train import pretrain
 
@@ -139,6 +140,41 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_pretrained(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        for name in pretrained.names():
+            c = pretrained.card(name)
+            ours = c["evaluation"][name]
+            print(f"{name:<12}{c['method']:<12}{c['epochs']:>4} epochs  kNN {ours['knn']:.3f}  "
+                  f"linear {ours['linear']:.3f}  {c['size_bytes'] / 2**20:.1f} MB  "
+                  f"{c['command']}")
+        return 0
+    if args.action == "verify":
+        todo = [args.name] if args.name else pretrained.names()
+        for name in todo:
+            print(f"{name}: ok, sha256 {pretrained.sha256(pretrained.path(name))[:16]}... "
+                  "matches its card")
+        return 0
+    if not args.name:
+        raise ValueError("pretrained evaluate needs a NAME (see: python -m sslbook pretrained "
+                         "list)")
+    card = pretrained.card(args.name)
+    encoder = pretrained.load(args.name, encoder_only=True)
+    train, test = data.fashion_mnist("train"), data.fashion_mnist("test")
+    print(f"{args.name}: re-measuring on Fashion-MNIST, train 60,000 -> test 10,000 ...",
+          file=sys.stderr)
+    fresh = evaluate.read_outs(encoder, train, test)
+    recorded = card["evaluation"][args.name]
+    if args.json:
+        print(json.dumps({"name": args.name, "protocol": card["evaluation"]["protocol"],
+                          "card": recorded, "measured": fresh}))
+        return 0
+    print(f"{'read-out':<18}{'card':>8}{'measured':>10}   ({card['evaluation']['protocol']})")
+    for key in fresh:
+        print(f"{key:<18}{recorded[key]:>8.4f}{fresh[key]:>10.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sslbook", description="Pretrain and evaluate self-supervised encoders.")
@@ -174,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=data.DATASETS, help="default: the checkpoint's")
     p.add_argument("--device")
     p.set_defaults(run=run_evaluate)
+
+    p = sub.add_parser("pretrained", help="the book's trained networks (checkpoints/)")
+    p.add_argument("action", choices=("list", "verify", "evaluate"))
+    p.add_argument("name", nargs="?", help="a network's name (verify: default all)")
+    p.add_argument("--json", action="store_true", help="evaluate: print JSON")
+    p.set_defaults(run=run_pretrained)
     return parser
 
 

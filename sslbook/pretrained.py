@@ -170,3 +170,41 @@ def subset_knn(encoder: nn.Module | None, subset: tuple | None = None) -> float:
         return knn_accuracy(x.flatten(1).float() / 255, y, xt.flatten(1).float() / 255, yt)
     encoder = encoder.to("cpu")
     return knn_accuracy(features(encoder, x), y, features(encoder, xt), yt)
+
+
+def compare(name: str, n_train: int = 10_000, n_test: int = 2_000, seed: int = 0,
+            device: str | torch.device | None = None) -> dict:
+    """What a chapter shows in reader mode: the card's read-outs of ``name`` next to raw pixels
+    and the random encoder (measured after training, on all 60k / 10k images), and kNN
+    accuracy measured now on a random subset (``n_train`` / ``n_test`` images, ``seed``) for
+    the network, raw pixels and a random encoder. Prints both tables and returns
+    ``{"card": {row: {read-out: value}}, "live": {row: kNN}, "encoder": the loaded encoder}``.
+    """
+    from sslbook.data import STATS, fashion_mnist
+    from sslbook.evaluate import calibrate_batchnorm, features, knn_accuracy
+
+    info = card(name)
+    encoder = load(name, device=device, encoder_only=True)
+    (x, y), (xt, yt) = fashion_mnist("train"), fashion_mnist("test")
+    i = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n_train]
+    j = torch.randperm(len(xt), generator=torch.Generator().manual_seed(seed + 1))[:n_test]
+    torch.manual_seed(0)  # the random encoder of every card: convnet seed 0, BN calibrated
+    random_encoder = models.create("convnet", 1, *STATS["fashion-mnist"], 28)
+    calibrate_batchnorm(random_encoder, x[:4096], device=device)
+    live = {name: knn_accuracy(features(encoder, x[i]), y[i], features(encoder, xt[j]), yt[j]),
+            "raw pixels": knn_accuracy(x[i].flatten(1).float() / 255, y[i],
+                                       xt[j].flatten(1).float() / 255, yt[j]),
+            "random encoder": knn_accuracy(features(random_encoder, x[i]), y[i],
+                                           features(random_encoder, xt[j]), yt[j])}
+    rows = {k: info["evaluation"][k] for k in (name, "raw pixels", "random encoder")}
+    print(f"{name}: {info['epochs']} epochs, batch {info['batch_size']}, "
+          f"{info['wall_minutes']:.0f} min on {info['machine'].split(',')[0]} "
+          f"(card: checkpoints/{name}.json)")
+    print(f"\n{'recorded after training':<24}{'kNN':>8}{'linear':>9}{'linear, 60/class':>19}")
+    for row, v in rows.items():
+        print(f"{row:<24}{v['knn']:>8.3f}{v['linear']:>9.3f}"
+              f"{v['linear_60']:>12.3f} ± {v['linear_60_std']:.3f}")
+    print(f"\n{'measured now':<24}{'kNN':>8}   ({n_train:,} / {n_test:,} images, seed {seed})")
+    for row, v in live.items():
+        print(f"{row:<24}{v:>8.3f}")
+    return {"card": rows, "live": live, "encoder": encoder}

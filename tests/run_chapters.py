@@ -1,10 +1,12 @@
 """Execute the chapters as tests: MyST markdown -> .ipynb in a temporary folder -> nbval.
 
-Usage: python tests/run_chapters.py [--editions en,zh] [--only 01,08] [--full]
+Usage: python tests/run_chapters.py [--editions en,zh] [--only 01,08] [--mode MODE]
 
 The whole ``chapters/`` tree is copied so that relative paths (``../solutions``) behave as they
-do in JupyterLab, where the kernel starts in the chapter's folder. Fast mode (SSLBOOK_FAST=1) is
-the default; ``--full`` runs the chapters as a reader would.
+do in JupyterLab, where the kernel starts in the chapter's folder. ``--mode`` sets
+``SSLBOOK_MODE`` (see ``sslbook.mode``): ``fast`` (the default, as CI runs), ``reader`` (as a
+reader in JupyterLab), ``train`` or ``record`` (the only one that writes ``results/``).
+``--full`` is the older name of ``--mode record``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--editions", default="en", help="comma-separated: en, zh")
     parser.add_argument("--only", default="", help="comma-separated chapter prefixes, e.g. 01,08")
-    parser.add_argument("--full", action="store_true", help="run in full mode (slow)")
+    parser.add_argument("--mode", choices=("fast", "reader", "train", "record"), default="fast")
+    parser.add_argument("--full", action="store_true", help="the older name of --mode record")
     args, pytest_args = parser.parse_known_args(argv)
     only = [p for p in args.only.split(",") if p]
     with tempfile.TemporaryDirectory(prefix="sslbook-chapters-") as tmp:
@@ -46,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         if not notebooks:
             print("no chapter matched", file=sys.stderr)
             return 2
-        env = dict(os.environ, MPLBACKEND="Agg", PYTHONWARNINGS="ignore")
-        if not args.full:
-            env["SSLBOOK_FAST"] = "1"
+        env = dict(os.environ, MPLBACKEND="Agg", PYTHONWARNINGS="ignore",
+                   SSLBOOK_MODE="record" if args.full else args.mode)
+        env.pop("SSLBOOK_FAST", None)
         cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
                "--rootdir", tmp, "--nbval-cell-timeout", "600", "--durations", "0",
                *pytest_args, *notebooks]

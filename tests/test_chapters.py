@@ -44,8 +44,8 @@ def test_title_runtime_and_setup(edition, name):
     assert re.search(r"(min|分钟)", objectives), (
         f"{edition}/{name}: the learning objectives must state the measured full-mode runtime")
     code = [c.source for c in notebook.cells if c.cell_type == "code"]
-    assert code and "fast_mode()" in code[0], (
-        f"{edition}/{name}: the first code cell must read sslbook.fast_mode()")
+    assert code and "mode()" in code[0], (
+        f"{edition}/{name}: the first code cell must read sslbook.mode()")
 
 
 @pytest.mark.parametrize("name", NUMBERED)

@@ -13,8 +13,8 @@ import torch
 from sslbook import data
 from sslbook.__main__ import main
 
-HISTORY_KEYS = {"method", "arch", "dataset", "args", "loss", "lr", "knn", "images_per_second",
-                "wall_seconds", "epochs_done"}
+HISTORY_KEYS = {"method", "arch", "dataset", "args", "loss", "lr", "knn", "monitor",
+                "images_per_second", "wall_seconds", "epochs_done"}
 
 
 @pytest.fixture(scope="module")

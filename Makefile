@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-setup: $(STAMP) data
+setup: $(STAMP) data $(LAB_SETTINGS)
 
 data: $(STAMP)
 	$(PY) -m sslbook data
@@ -26,7 +26,7 @@ $(LAB_SETTINGS): jupyter/overrides.json $(STAMP)
 	mkdir -p $(dir $@)
 	cp jupyter/overrides.json $@
 
-lab: setup $(LAB_SETTINGS)
+lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=chapters \
 	  --ServerApp.contents_manager_class=jupytext.TextFileContentsManager $(LAB_ARGS)
 

@@ -44,9 +44,13 @@ RECIPES = {
     "moco": {**CONFIGS["moco"], "epochs": 21},
     "byol": {**CONFIGS["byol"], "epochs": 13},
     "swav": {**CONFIGS["swav"], "epochs": 12},
-    # SimSiam: the paper's CIFAR-10 recipe (App. D: SGD lr 0.03 x B/256, weight decay 5e-4);
-    # epochs and lr from the pilot below (results/checkpoint_pilots.json).
-    "simsiam": {**CONFIGS["simsiam"], "optimizer": {**SGD, "lr": 0.03}, "epochs": 20},
+    # SimSiam: its benchmark row (lr 0.03, the ImageNet weight decay 1e-4, 14 epochs) was only
+    # +0.5 / +0.4 points above raw pixels. The pilot below (3 epochs each, recorded in
+    # results/checkpoint_pilots.json; kNN / linear): recorded row 0.778 / 0.837, the paper's
+    # CIFAR-10 weight decay 5e-4 (App. D) 0.778 / 0.838, with lr 0.1 0.793 / 0.846. So: weight
+    # decay 5e-4, lr 0.1 (a short budget takes a larger step, as for the other methods), and
+    # 20 epochs (about 15 minutes on 2 idle cores).
+    "simsiam": {**CONFIGS["simsiam"], "optimizer": {**SGD, "lr": 0.1}, "epochs": 20},
     "supervised": {"augment": ONE_VIEW, "kwargs": {"num_classes": 10},
                    "optimizer": {**SGD, "lr": 0.1}, "epochs": 20},
     "rotation": {"augment": ONE_VIEW, "kwargs": {}, "optimizer": {**SGD, "lr": 0.2},

@@ -6,7 +6,8 @@
     python -m sslbook evaluate --checkpoint runs/simclr/checkpoint.pt --protocol linear
     python -m sslbook pretrained list | verify [NAME] | evaluate NAME [--json]
 
-Bad arguments print one line starting with ``error:`` on stderr and exit with code 2.
+Bad arguments print one line starting with ``error:`` on stderr and exit with code 2. PyTorch
+is imported only once a command runs, so ``--help`` and argument errors answer at once.
 """
 
 from __future__ import annotations
@@ -16,19 +17,23 @@ import json
 import sys
 from pathlib import Path
 
-import torch
+from sslbook import default_device
 
-from sslbook import augment, data, default_device, evaluate, methods, models, pretrained
-from sslbook.checkpoint import load_checkpoint, restore
-from sslbook.train import pretrain
-
+# The choices, written out so that the parser needs no torch (tests/test_cli.py checks that they
+# equal sslbook.data.DATASETS, sslbook.methods.METHODS, sslbook.models.ARCHS, augment.PRESETS).
+DATASETS = ("fashion-mnist", "cifar10", "stl10")
+METHODS = ("simclr", "moco", "byol", "simsiam", "swav")
+ARCHS = ("convnet", "resnet18", "vit_tiny")
+PRESETS = ("simclr", "moco_v2", "byol", "swav", "crop_only", "crop_jitter")
 # SimSiam uses MoCo v2's augmentations (arXiv:2011.10566, Sec. 4)
 DEFAULT_AUGMENT = {"simclr": "simclr", "moco": "moco_v2", "byol": "byol",
                    "simsiam": "moco_v2", "swav": "swav"}
 KNN_BANK, KNN_TEST = 10_000, 2_000  # images of the kNN monitor during pretraining
 
 
-def _device(name: str | None) -> torch.device:
+def _device(name: str | None):
+    import torch
+
     if name is None:
         return torch.device(default_device())
     try:
@@ -41,8 +46,10 @@ def _device(name: str | None) -> torch.device:
     return device
 
 
-def _subset(images: torch.Tensor, labels: torch.Tensor, size: int | None, seed: int = 0):
+def _subset(images, labels, size: int | None, seed: int = 0):
     """A random subset of ``size`` examples (all of them when size is None or too big)."""
+    import torch
+
     if size is None or size >= len(images):
         return images, labels
     if size < 1:
@@ -52,6 +59,8 @@ def _subset(images: torch.Tensor, labels: torch.Tensor, size: int | None, seed: 
 
 
 def run_data(args: argparse.Namespace) -> int:
+    from sslbook import data
+
     if args.dataset == "fashion-mnist" and data.fashion_mnist_location() is None:
         print("Fashion-MNIST is not installed; trying a download with torchvision ...")
     for split in ("train", "test"):
@@ -64,6 +73,12 @@ def run_data(args: argparse.Namespace) -> int:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
+    import torch
+
+    from sslbook import augment, data, methods, models
+    from sslbook.checkpoint import load_checkpoint
+    from sslbook.train import pretrain
+
     if args.batch_size < 2:
         raise ValueError(f"--batch-size must be at least 2 (contrastive losses need negatives, "
                          f"BatchNorm needs 2 samples), got {args.batch_size}")
@@ -72,6 +87,9 @@ def run_pretrain(args: argparse.Namespace) -> int:
                          f"{args.knn_every}")
     device, out = _device(args.device), Path(args.out)
     checkpoint_path = out / "checkpoint.pt"
+    if checkpoint_path.exists() and not (args.resume or args.overwrite):
+        raise ValueError(f"{checkpoint_path} already holds a run; pass --resume to continue it, "
+                         "--overwrite to replace it, or another --out")
     if args.resume and checkpoint_path.exists():
         old = load_checkpoint(checkpoint_path)
         theirs = (old["method"], old["encoder_config"]["arch"], old["meta"].get("dataset"))
@@ -113,6 +131,9 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from sslbook import data, evaluate
+    from sslbook.checkpoint import restore
+
     if args.seeds < 1 or (args.labels_per_class is not None and args.labels_per_class < 1):
         raise ValueError("--seeds and --labels-per-class must be at least 1")
     device = _device(args.device)
@@ -122,8 +143,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.checkpoint} does not name its data set; pass --dataset")
     train = _subset(*data.load(dataset, "train"), args.subset)
     test = _subset(*data.load(dataset, "test"), args.subset)
-    f_train = evaluate.features(method.encoder, train[0], device=device)  # N x D
-    f_test = evaluate.features(method.encoder, test[0], device=device)  # M x D
+    protocol = ("weighted kNN, k=200, T=0.1" if args.protocol == "knn" else
+                "linear probe (logistic regression, C chosen on 10% of the training set)")
+    print(f"evaluate: {protocol} on {dataset}, {len(train[1]):,} training -> "
+          f"{len(test[1]):,} test images" + (f", {args.labels_per_class} labels per class, "
+          f"{args.seeds} draws" if args.labels_per_class else "") + " ...", file=sys.stderr)
+    f_train = evaluate.features(method.encoder, train[0], device=device, progress=True)  # N x D
+    f_test = evaluate.features(method.encoder, test[0], device=device, progress=True)  # M x D
     std, seeds = 0.0, 1
     if args.labels_per_class is not None:
         seeds = args.seeds
@@ -133,7 +159,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         accuracy = evaluate.knn_accuracy(f_train, train[1], f_test, test[1])
     else:
         accuracy = evaluate.linear_probe(f_train, train[1], f_test, test[1])
-    print(json.dumps({"protocol": args.protocol, "accuracy": accuracy, "std": std,
+    print(json.dumps({"protocol": args.protocol, "protocol_details": protocol,
+                      "accuracy": accuracy, "std": std,
                       "labels_per_class": args.labels_per_class, "seeds": seeds,
                       "train_size": len(train[1]), "test_size": len(test[1]),
                       "dataset": dataset, "checkpoint": str(args.checkpoint)}))
@@ -141,6 +168,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_pretrained(args: argparse.Namespace) -> int:
+    from sslbook import data, evaluate, pretrained
+
     if args.action == "list":
         for name in pretrained.names():
             c = pretrained.card(name)
@@ -180,22 +209,24 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m sslbook", description="Pretrain and evaluate self-supervised encoders.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("data", help="find (or download) a data set and print its shapes")
-    p.add_argument("--dataset", choices=data.DATASETS, default="fashion-mnist")
+    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
     p.set_defaults(run=run_data)
 
     p = sub.add_parser("pretrain", help="self-supervised pretraining with a kNN monitor")
-    p.add_argument("--method", choices=list(methods.METHODS), required=True)
-    p.add_argument("--dataset", choices=data.DATASETS, default="fashion-mnist")
-    p.add_argument("--arch", choices=models.ARCHS, default="convnet")
+    p.add_argument("--method", choices=METHODS, required=True)
+    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    p.add_argument("--arch", choices=ARCHS, default="convnet")
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--subset", type=int, help="train on this many random images")
     p.add_argument("--lr", type=float, help="learning rate per 256 images (default: paper's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda if available)")
-    p.add_argument("--augment", choices=augment.PRESETS, help="default: the method's paper")
+    p.add_argument("--augment", choices=PRESETS, help="default: the method's paper")
     p.add_argument("--out", required=True, help="folder for checkpoint.pt and history.json")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in OUT (without it, an existing run is refused)")
     p.add_argument("--knn-every", type=int, default=1, help="kNN monitor every N epochs")
     p.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this long")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -207,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels-per-class", type=int, help="use only N labels of each class")
     p.add_argument("--seeds", type=int, default=3, help="label draws with --labels-per-class")
     p.add_argument("--subset", type=int, help="use this many random train and test images")
-    p.add_argument("--dataset", choices=data.DATASETS, help="default: the checkpoint's")
+    p.add_argument("--dataset", choices=DATASETS, help="default: the checkpoint's")
     p.add_argument("--device")
     p.set_defaults(run=run_evaluate)
 
@@ -227,7 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # bad input, missing or corrupt files, no data set
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    except (FloatingPointError, torch.OutOfMemoryError) as err:  # the run itself failed
+    except Exception as err:  # the run itself failed: non-finite loss, out of GPU memory
+        import torch
+
+        if not isinstance(err, (FloatingPointError, torch.OutOfMemoryError)):
+            raise
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
 

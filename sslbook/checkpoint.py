@@ -64,9 +64,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path} cannot be read as a checkpoint ({reason}); it is "
-                              "truncated or corrupt: delete it and train again") from err
+        raise CheckpointError(f"{path} cannot be read as an sslbook checkpoint: it is another "
+                              f"kind of file or a truncated one (torch.load raised "
+                              f"{type(err).__name__}); pass the checkpoint.pt that training "
+                              "wrote (python -m sslbook pretrain --out DIR writes "
+                              "DIR/checkpoint.pt)") from err
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an sslbook checkpoint (no format={FORMAT!r} entry); "
                               "a bare state_dict loads with torch.load + load_state_dict")

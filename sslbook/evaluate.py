@@ -147,20 +147,24 @@ def _device_of(module: torch.nn.Module) -> torch.device:
 
 @torch.no_grad()
 def features(encoder: torch.nn.Module, images: torch.Tensor, batch_size: int = 512,
-             device: str | torch.device | None = None) -> torch.Tensor:
+             device: str | torch.device | None = None, progress: bool = False) -> torch.Tensor:
     """Encoder outputs (float32 CPU N x D, not normalised) for uint8 or [0, 1] float images.
 
     Runs in eval mode (BatchNorm uses running statistics) and puts the encoder back in the mode
     it had. Batches go to ``device`` (default: the encoder's; a given device moves the encoder
     there); on CUDA the forward pass runs under bf16 autocast and the output is cast to float32.
+    ``progress=True`` shows a progress bar (tqdm).
     """
+    from tqdm.auto import tqdm
+
     device = torch.device(device) if device is not None else _device_of(encoder)
     encoder.to(device)
     was_training = encoder.training
     encoder.eval()
     out = []
     try:
-        for start in range(0, len(images), batch_size):
+        for start in tqdm(range(0, len(images), batch_size), disable=not progress,
+                          desc="features", unit="batch", leave=False):
             x = images[start:start + batch_size].to(device, non_blocking=True)
             x = x.float() / 255 if x.dtype == torch.uint8 else x.float()  # B x C x H x W
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):

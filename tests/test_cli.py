@@ -71,7 +71,7 @@ def error_line(capsys) -> str:
     (["pretrain", "--method", "simclr", "--epochs", "1", "--subset", "100"], "larger than"),
     (["pretrain", "--method", "simclr", "--epochs", "1", "--device", "tpu9"], "device"),
     (["evaluate", "--checkpoint", "missing.pt"], "no checkpoint"),
-    (["evaluate", "--checkpoint", "garbage.pt"], "corrupt"),
+    (["evaluate", "--checkpoint", "garbage.pt"], "cannot be read as an sslbook checkpoint"),
 ])
 def test_bad_arguments_exit_2_with_one_error_line(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -121,3 +121,35 @@ def test_module_entry_point_errors_without_traceback(tmp_path):
                           env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
     assert done.returncode == 2 and done.stderr.startswith("error: no checkpoint")
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_parser_choices_match_the_library():
+    from sslbook import __main__ as cli
+    from sslbook import augment, data, methods, models
+
+    assert cli.DATASETS == tuple(data.DATASETS) and cli.ARCHS == tuple(models.ARCHS)
+    assert cli.METHODS == tuple(methods.METHODS) and cli.PRESETS == tuple(augment.PRESETS)
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from sslbook.__main__ import build_parser; build_parser(); " \
+           "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_pretrain_into_another_runs_folder_is_refused(run_dir, capsys):
+    before = (run_dir / "checkpoint.pt").read_bytes()
+    argv = ["pretrain", "--method", "byol", "--epochs", "1", "--subset", "512", "--out",
+            str(run_dir), "--no-progress"]
+    assert main(argv) == 2
+    err = error_line(capsys)
+    assert "already holds a run" in err and "--resume" in err and "--overwrite" in err
+    assert (run_dir / "checkpoint.pt").read_bytes() == before
+
+
+def test_evaluate_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
+    (tmp_path / "README.md").write_text("# not a checkpoint\n")
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "README.md")]) == 2
+    err = error_line(capsys)
+    assert "cannot be read as an sslbook checkpoint" in err and "delete" not in err

@@ -137,7 +137,7 @@ def train_one(name: str, recipe: dict, out: Path, fresh: bool, progress: bool,
 
 
 def card_for(name, recipe, method, history, n_images, file: Path, base: dict, train, test,
-             command: str):
+             command: str, where: str):
     method.eval()
     scores = evaluate.read_outs(method.encoder, train, test)
     batch = recipe.get("batch_size", 256)
@@ -157,7 +157,7 @@ def card_for(name, recipe, method, history, n_images, file: Path, base: dict, tr
                     f"then cosine to 0 over {recipe['epochs'] * spe} steps",
         "seed": 0, "wall_minutes": round(history["wall_seconds"] / 60, 2),
         "images_per_second": round(history["images_per_second"], 1),
-        "machine": machine(torch.device("cpu")), "torch": torch.__version__,
+        "machine": where, "torch": torch.__version__,
         "commit": commit(), "command": command,
         "date": provenance(torch.device("cpu"))["date"],
         "sha256": pretrained.sha256(file), "size_bytes": file.stat().st_size,
@@ -213,9 +213,10 @@ def render_readme(out: Path) -> None:
         "由 `benchmarks/checkpoints.py` 根据各网络的卡片 `NAME.json` 生成，请勿手工编辑。"
         "用 `sslbook.pretrained.load(NAME)` 加载，用 `python -m sslbook pretrained verify` "
         "校验，用 `make checkpoints NAME=...` 从头重新训练（中断后可续训）。", "",
-        "Read-outs on Fashion-MNIST, train 60,000 → test 10,000 (kNN k = 200, T = 0.1; linear "
-        "probe on all labels; linear probe with 60 labels per class, mean ± std of 3 draws). "
-        "Minutes are wall time on the machine named, which may have been shared.", "",
+        "Read-outs on Fashion-MNIST: "
+        + (cards[0]["evaluation"]["protocol"] if cards else "none yet")
+        + ". Minutes are the wall time of the training on the machine named below (its load "
+        "average when training started: above 2 on 2 cores means the machine was shared).", "",
         table(rows, columns), "",
     ]
     if base:
@@ -288,7 +289,7 @@ def main() -> int:
     base = baselines(train, test, runs)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.names:
-        tic = time.time()
+        tic, where = time.time(), machine(torch.device("cpu"))  # load average at the start
         recipe = {**RECIPES[name], "epochs": QUICK["epochs"]} if args.quick else RECIPES[name]
         method, history, n = train_one(name, recipe, runs / name, args.fresh,
                                        not args.no_progress,
@@ -297,7 +298,8 @@ def main() -> int:
         pretrained.export(method, name, file)
         command = pretrained.regenerate_command(name) + (
             f" --quick --out {args.out}" if args.quick else "")
-        card = card_for(name, recipe, method, history, n, file, base, train, test, command)
+        card = card_for(name, recipe, method, history, n, file, base, train, test, command,
+                        where)
         (args.out / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
         if name == "supervised" and not args.quick:  # chapter 5 reads its validation curve
             path = ROOT / "results" / "ch05-supervised.json"

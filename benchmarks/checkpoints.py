@@ -56,6 +56,20 @@ RECIPES = {
     "rotation": {"augment": ONE_VIEW, "kwargs": {}, "optimizer": {**SGD, "lr": 0.2},
                  "batch_size": 128, "epochs": 6},  # RotNet Sec. 3.1: batch 128, lr 0.1
 }
+# Ablations (the experiments of Chapters 8-11): each trains as long as the checkpoint it
+# varies, with one setting changed; the chapters load them in reader mode.
+ABLATIONS = {
+    "simsiam-no-stopgrad": ("simsiam", {"stop_gradient": False}),  # SimSiam Sec. 4.1, Fig. 2
+    "simsiam-no-predictor": ("simsiam", {"use_predictor": False}),  # SimSiam Sec. 4.2, Table 1
+    "byol-no-predictor": ("byol", {"use_predictor": False}),  # BYOL Sec. 5, Table 5
+    "byol-tau0": ("byol", {"tau_base": 0.0, "tau_schedule": "constant"}),  # BYOL Table 5
+    "moco-m0": ("moco", {"momentum": 0.0}),  # MoCo Sec. 4.1, Table 1
+    "moco-no-shuffle-bn": ("moco", {"shuffle_bn": False, "bn_splits": 1}),  # MoCo Sec. 3.3
+}
+for _name, (_base, _change) in ABLATIONS.items():
+    RECIPES[_name] = {**RECIPES[_base], "kwargs": {**RECIPES[_base]["kwargs"], **_change},
+                      "ablation_of": _base}
+PROBE = 1_024  # test images on which the spread of the outputs is measured after every epoch
 # Pilots: 3 epochs each, read out on all 60k / 10k images (kNN, linear).
 PILOTS = {
     "simsiam": {
@@ -116,16 +130,20 @@ def train_one(name: str, recipe: dict, out: Path, fresh: bool, progress: bool,
     method = methods.create(method_name, encoder, **recipe["kwargs"])
     batch = recipe.get("batch_size", 256)
     optimizer = build_optimizer(method, batch, overrides=recipe.get("optimizer"))
-    labels, monitor = None, None
+    labels, validation = None, None
     if method_name == "supervised":  # hold out a validation set for the curve
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
         held = min(VALIDATION, len(x) // 5)
         x_val, y_val = x[order[:held]], y[order[:held]]
         x, labels = x[order[held:]], y[order[held:]]
 
-        def monitor(m):
+        def validation(m):
             logits = evaluate.features(torch.nn.Sequential(m.encoder, m.classifier), x_val)
             return {"val_accuracy": (logits.argmax(1) == y_val).float().mean().item()}
+
+    def monitor(m):  # collapse: spread of the l2-normalised outputs (SimSiam Fig. 2), eval mode
+        out = spread(m, xt[:PROBE])
+        return {**out, **validation(m)} if validation is not None else out
     history = pretrain(method, x, epochs=recipe["epochs"], batch_size=batch,
                        augment=make_augment(recipe["augment"]), optimizer=optimizer,
                        device="cpu", checkpoint_path=out / "checkpoint.pt", resume=not fresh,
@@ -134,6 +152,27 @@ def train_one(name: str, recipe: dict, out: Path, fresh: bool, progress: bool,
                        knn_every=max(1, recipe["epochs"] // 5), labels=labels,
                        monitor=monitor, progress=progress)
     return method, history, len(x)
+
+
+@torch.no_grad()
+def spread(method, images) -> dict:
+    """Std over the images of each l2-normalised output dimension, averaged over dimensions,
+    for the encoder (h), the projector (z) and the predictor (p) where the method has them,
+    in eval mode. A collapsed output has spread 0; a spread-out one about 1/sqrt(dim)."""
+    was = method.training
+    method.eval()
+    x = images.float() / 255
+    out, h = {}, method.encoder(x)
+    out["spread_h"] = torch.nn.functional.normalize(h, dim=1).std(0).mean().item()
+    if hasattr(method, "projector"):
+        z = method.projector(h)
+        out["spread_z"] = torch.nn.functional.normalize(z, dim=1).std(0).mean().item()
+        predictor = getattr(method, "predictor", None)
+        if predictor is not None and not isinstance(predictor, torch.nn.Identity):
+            p = predictor(z)
+            out["spread_p"] = torch.nn.functional.normalize(p, dim=1).std(0).mean().item()
+    method.train(was)
+    return out
 
 
 def card_for(name, recipe, method, history, n_images, file: Path, base: dict, train, test,

@@ -131,7 +131,7 @@ def test_quick_run_of_the_regeneration_tool(tmp_path, monkeypatch):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import checkpoints as tool
 
-    monkeypatch.setattr(tool, "QUICK", {"images": 512, "epochs": 1, "train": 600, "test": 200})
+    monkeypatch.setattr(tool, "QUICK", {"images": 512, "epochs": 1, "train": 1000, "test": 200})
     monkeypatch.setattr(sys, "argv", ["checkpoints.py", "rotation", "--quick", "--out",
                                       str(tmp_path), "--no-progress"])
     assert tool.main() == 0

@@ -22,7 +22,8 @@ class SimSiam(nn.Module):
     (the last BN without affine parameters, as in the official ``builder.py``); for CIFAR the
     paper uses a 2-layer projector (Appendix D), our default for small images: pass
     ``proj_layers=3`` for the ImageNet one. ``stop_gradient=False`` removes the stop-gradient:
-    the ablation of Sec. 4.1 / Fig. 2, which collapses. With more than two views the loss is the
+    the ablation of Sec. 4.1 / Fig. 2, which collapses; ``use_predictor=False`` removes ``h``
+    (Sec. 4.2, Table 1), which collapses too. With more than two views the loss is the
     mean of ``D(p_i, sg(z_j))`` over all ordered pairs ``i != j`` (the formula above for two).
 
     The paper keeps the predictor's learning rate fixed (no cosine decay; Sec. 4.2 / Table 1):
@@ -47,6 +48,7 @@ class SimSiam(nn.Module):
         pred_dim: int = 512,
         proj_layers: int = 2,
         stop_gradient: bool = True,
+        use_predictor: bool = True,
     ) -> None:
         super().__init__()
         feature_dim = encoder.feature_dim  # set by sslbook.models.create
@@ -54,11 +56,12 @@ class SimSiam(nn.Module):
         self.projector = projection_mlp(
             feature_dim, dim, dim, num_layers=proj_layers, batch_norm=True, last_bn=True
         )
-        self.predictor = prediction_mlp(dim, pred_dim, dim)  # h, bottleneck
+        self.predictor = (  # h, bottleneck
+            prediction_mlp(dim, pred_dim, dim) if use_predictor else nn.Identity())
         self.stop_gradient = stop_gradient
         self.config = {
             "dim": dim, "pred_dim": pred_dim, "proj_layers": proj_layers,
-            "stop_gradient": stop_gradient,
+            "stop_gradient": stop_gradient, "use_predictor": use_predictor,
         }  # fmt: skip
 
     def forward(self, views: list[torch.Tensor]) -> torch.Tensor:

@@ -328,7 +328,8 @@ def main() -> int:
     base = baselines(train, test, runs)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.names:
-        tic, where = time.time(), machine(torch.device("cpu"))  # load average at the start
+        # machine (with its load average) and commit as the training starts
+        tic, where, started_at = time.time(), machine(torch.device("cpu")), commit()
         recipe = {**RECIPES[name], "epochs": QUICK["epochs"]} if args.quick else RECIPES[name]
         method, history, n = train_one(name, recipe, runs / name, args.fresh,
                                        not args.no_progress,
@@ -339,6 +340,7 @@ def main() -> int:
             f" --quick --out {args.out}" if args.quick else "")
         card = card_for(name, recipe, method, history, n, file, base, train, test, command,
                         where)
+        card["commit"] = started_at  # a resumed run: the commit of this sitting's start
         (args.out / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
         if name == "supervised" and not args.quick:  # chapter 5 reads its validation curve
             path = ROOT / "results" / "ch05-supervised.json"

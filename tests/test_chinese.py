@@ -34,16 +34,30 @@ def readme_zh() -> str:
 
 
 def prose_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, line) of the prose: no front matter, code blocks, maths or comments."""
-    out, fence, front = [], False, text.startswith("---\n")
+    """(line number, line) of the prose: no front matter, code blocks, maths or comments.
+    Directives such as ```{admonition} hold prose and are kept; their option lines are not."""
+    out, code, maths, front, directives = [], False, False, text.startswith("---\n"), 0
     for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
         if front:
             front = not (number > 1 and line == "---")
             continue
-        if line.lstrip().startswith(("```", "~~~", "$$")):
-            fence = not fence
+        if code:
+            code = not stripped.startswith("```")
             continue
-        if not fence and not line.lstrip().startswith(":"):  # admonition options
+        if stripped == "```" and directives:  # the end of a prose directive
+            directives -= 1
+            continue
+        if stripped.startswith("```"):
+            directive = re.match(r"```\{(\w[\w-]*)\}", stripped)
+            code = not directive or directive.group(1) in ("code-cell", "code", "math")
+            directives += not code
+            continue
+        if stripped.startswith("$$") or maths:
+            one_line = stripped.startswith("$$") and stripped.endswith("$$") and len(stripped) > 2
+            maths = not one_line and (not maths or not stripped.endswith("$$"))
+            continue
+        if not stripped.startswith(":"):  # admonition options
             out.append((number, MARKER.sub("", line)))
     return out
 
@@ -69,6 +83,8 @@ def test_no_banned_term_variant(name, text):
     problems = []
     for number, line in prose_lines(text):
         line = re.sub(r"`[^`]*`", "", line)
+        for term in TERMS:  # 汇聚（池化）: a variant named in brackets after its term is fine
+            line = re.sub(r"(" + re.escape(term["zh"]) + r")（[^）]*）", r"\1", line)
         for term in TERMS:
             for banned in term["banned"]:
                 if banned in line:
@@ -134,8 +150,9 @@ def _numbers(text: str) -> list[float]:
     """Numbers written in digits, with 万/亿 and million/billion understood."""
     text = MARKER.sub("", text)
     text = re.sub(r"`[^`]*`|\$[^$]*\$|\]\([^)]*\)|https?://\S+|arXiv:\S+|\[\^?\w+\]", " ", text)
-    text = re.sub(r"\b(?:Sec|Section|Fig|Figure|Table|App|Appendix|Eq|Equation|Chapter|Exercise|"
-                  r"Algorithm|Step)s?\.?\s*[\dA-Z][\d.]*[a-z]?(?:\s*(?:and|to|-|–)\s*[\d.]+)?|"
+    text = re.sub(r"(?i:\b(?:Sec|Section|Fig|Figure|Table|App|Appendix|Eq|Equation|Chapter|"
+                  r"Exercise|Algorithm|Step)s?)\.?\s*[\dA-Z][\d.]*[a-z]?"
+                  r"(?:\s*(?:and|to|-|–)\s*(?!0\.)[\d.]+)?|"
                   r"第\s*[\d.]+\s*[节章步]|[图表式]\s*[\d.]+[a-z]?|练习\s*[\d.]+(?:\s*[和与、至到]\s*[\d.]+)?|附录\s*[A-Z][\d.]*|"
                   r"\d+\s*(?:–|-|至|到)\s*\d+\s*章|§\s*[\d.]+|\b(?:19|20)\d\d\b", " ", text)
     values = []

@@ -73,11 +73,17 @@ def run_data(args: argparse.Namespace) -> int:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
+    if args.help_method:
+        print(help_method(args.method))
+        return 0
+    if args.epochs is None or args.out is None:
+        raise ValueError("pretrain needs --epochs N and --out DIR (see python -m sslbook "
+                         "pretrain --help)")
     import torch
 
     from sslbook import augment, data, methods, models
     from sslbook.checkpoint import load_checkpoint
-    from sslbook.train import pretrain
+    from sslbook.train import build_optimizer, pretrain
 
     if args.batch_size < 2:
         raise ValueError(f"--batch-size must be at least 2 (contrastive losses need negatives, "
@@ -91,12 +97,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
         raise ValueError(f"{checkpoint_path} already holds a run; pass --resume to continue it, "
                          "--overwrite to replace it, or another --out")
     if args.resume and checkpoint_path.exists():
-        old = load_checkpoint(checkpoint_path)
-        theirs = (old["method"], old["encoder_config"]["arch"], old["meta"].get("dataset"))
-        if theirs != (args.method, args.arch, args.dataset):
-            raise ValueError(f"--resume: {checkpoint_path} holds method={theirs[0]}, "
-                             f"arch={theirs[1]}, dataset={theirs[2]}, not {args.method}, "
-                             f"{args.arch}, {args.dataset}; pass those or another --out")
+        load_checkpoint(checkpoint_path)  # a clear error now if it is not a checkpoint
+    settings = _method_settings(args.method, args.set)  # validated before any data is loaded
     # STL-10 is built for this: pretrain on its 100k unlabelled images, monitor on train/test
     split = "unlabeled" if args.dataset == "stl10" else "train"
     images, labels = _subset(*data.load(args.dataset, split), args.subset, args.seed)
@@ -111,12 +113,16 @@ def run_pretrain(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     encoder = models.create(args.arch, channels=images.shape[1], mean=mean, std=std,
                             image_size=images.shape[-1])
-    method = methods.create(args.method, encoder)
+    method = methods.create(args.method, encoder, **settings)
     preset = args.augment or DEFAULT_AUGMENT[args.method]
     views = augment.preset(preset, image_size=images.shape[-1], channels=images.shape[1])
+    overrides = {k: v for k, v in (("name", args.optimizer), ("momentum", args.momentum),
+                                   ("weight_decay", args.weight_decay)) if v is not None}
+    optimizer = build_optimizer(method, args.batch_size, args.lr, overrides)
     history = pretrain(
         method, images, epochs=args.epochs, batch_size=args.batch_size, augment=views,
-        lr=args.lr, device=device, checkpoint_path=checkpoint_path, resume=args.resume,
+        optimizer=optimizer, warmup_epochs=args.warmup_epochs, extend=args.extend,
+        device=device, checkpoint_path=checkpoint_path, resume=args.resume,
         knn_data=(bank[0][:KNN_BANK], bank[1][:KNN_BANK], *test), knn_every=args.knn_every,
         seed=args.seed, max_minutes=args.max_minutes, progress=not args.no_progress,
         meta={"dataset": args.dataset, "augment": preset, "subset": args.subset})
@@ -128,6 +134,47 @@ def run_pretrain(args: argparse.Namespace) -> int:
           f"last loss {history['loss'][-1]:.4f}, kNN {knn:.4f}, "
           f"{history['images_per_second']:.0f} images/s; wrote {out}/checkpoint.pt, history.json")
     return 0
+
+
+def _method_settings(name: str, pairs: list[str]) -> dict:
+    """``--set key=value`` pairs as keyword arguments of the method, checked against its
+    signature (values are Python literals: 0.2, 4096, False, 'cosine'; else strings)."""
+    import ast
+    import inspect
+
+    from sslbook import methods
+
+    valid = [p for p in inspect.signature(methods.METHODS[name]).parameters if p != "encoder"]
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key.strip() not in valid:
+            raise ValueError(f"--set {pair!r}: {name} takes KEY=VALUE with KEY one of "
+                             f"{', '.join(valid)} (see --help-method)")
+        try:
+            settings[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            settings[key.strip()] = value.strip()
+    return settings
+
+
+def help_method(name: str) -> str:
+    """A method's settings with their defaults (the paper's) and its paper optimizer."""
+    import inspect
+
+    from sslbook import methods
+
+    cls = methods.METHODS[name]
+    doc = (sys.modules[cls.__module__].__doc__ or cls.__name__).strip().splitlines()[0]
+    lines = [f"{name}: {doc}", "settings (--set KEY=VALUE), with their defaults:"]
+    for p in inspect.signature(cls).parameters.values():
+        if p.name != "encoder":
+            lines.append(f"  {p.name} = {p.default!r}")
+    spec = cls.default_optimizer
+    lines.append(f"optimizer: {spec['name']}, lr {spec['lr']} per 256 images, momentum "
+                 f"{spec.get('momentum')}, weight decay {spec.get('weight_decay')} "
+                 f"({spec.get('source', '')})")
+    return "\n".join(lines)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -214,16 +261,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="self-supervised pretraining with a kNN monitor")
     p.add_argument("--method", choices=METHODS, required=True)
+    p.add_argument("--help-method", action="store_true",
+                   help="list the method's settings with their paper defaults, then exit")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method setting, e.g. --set temperature=0.2 (repeatable)")
+    p.add_argument("--optimizer", choices=("sgd", "lars", "adamw"),
+                   help="default: the paper's")
+    p.add_argument("--momentum", type=float, help="default: the paper's")
+    p.add_argument("--weight-decay", type=float, help="default: the paper's")
+    p.add_argument("--warmup-epochs", type=float,
+                   help="linear warm-up (default: 10%% of the run, at most 10 epochs)")
+    p.add_argument("--extend", action="store_true", help="with --resume: continue the run to a "
+                   "new --epochs (the cosine schedule is recomputed for the new length)")
     p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
     p.add_argument("--arch", choices=ARCHS, default="convnet")
-    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--epochs", type=int, help="required, except with --help-method")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--subset", type=int, help="train on this many random images")
     p.add_argument("--lr", type=float, help="learning rate per 256 images (default: paper's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda if available)")
     p.add_argument("--augment", choices=PRESETS, help="default: the method's paper")
-    p.add_argument("--out", required=True, help="folder for checkpoint.pt and history.json")
+    p.add_argument("--out", help="folder for checkpoint.pt and history.json (required)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run in OUT (without it, an existing run is refused)")

@@ -100,16 +100,26 @@ def load_training_state(checkpoint: dict, method: nn.Module, optimizer: torch.op
         torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], device)
 
 
-def check_same_run(checkpoint: dict, method: nn.Module, path, **settings) -> None:
-    """Raise a ``ValueError`` naming every difference between the checkpoint's run and this one
-    (method, its config, the encoder config, and ``settings`` such as the batch size)."""
+def check_same_run(checkpoint: dict, method: nn.Module, path, extend: bool = False,
+                   **settings) -> None:
+    """The one place that decides whether a checkpoint continues this run. Raises a
+    ``ValueError`` naming every difference (method, its config, the encoder config, and
+    ``settings``: batch size, epochs, warm-up, optimizer, data ...) and how to go on; with
+    ``extend=True`` a different number of epochs is allowed. Settings that an older checkpoint
+    does not record are not compared."""
     ours = {"method": method_name(method), "method_config": method.config,
             "encoder_config": getattr(method.encoder, "config", None), **settings}
-    wrong = [f"{k}: checkpoint {checkpoint.get(k)!r}, now {v!r}" for k, v in ours.items()
-             if checkpoint.get(k) != v]
+    wrong = {k: v for k, v in ours.items() if k in checkpoint and checkpoint[k] != v}
+    if extend:
+        wrong.pop("epochs", None)
     if wrong:
-        raise ValueError(f"cannot resume from {path}, it is another run ({'; '.join(wrong)}); "
-                         "pass the same settings, another checkpoint path, or resume=False")
+        what = "; ".join(f"{k}: checkpoint {checkpoint[k]!r}, now {v!r}" for k, v in wrong.items())
+        hint = ("; to train it to the new number of epochs on purpose, pass extend=True "
+                "(CLI: --extend; the cosine schedule is then recomputed for the new length)"
+                if set(wrong) <= {"epochs", "warmup_steps"} else "")
+        raise ValueError(f"cannot resume from {path}, it is another run ({what}); pass the same "
+                         f"settings{hint}, or start over (resume=False; CLI: --overwrite or "
+                         "another --out)")
 
 
 def restore(path: str | os.PathLike, device: str | torch.device | None = None

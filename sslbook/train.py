@@ -61,7 +61,7 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
              seed: int = 0, meta: dict | None = None, warmup_epochs: float | None = None,
              progress: bool = True, max_minutes: float | None = None,
              checkpoint_minutes: float = 5.0, checkpoint_every_steps: int | None = None,
-             labels: torch.Tensor | None = None, monitor=None) -> dict:
+             labels: torch.Tensor | None = None, monitor=None, extend: bool = False) -> dict:
     """Train ``method`` on uint8 ``images`` (N x C x H x W) with ``augment(x, generator)`` views.
 
     ``optimizer=None`` builds :func:`build_optimizer` (``lr``: lr per 256 images); a given
@@ -69,7 +69,11 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
     ``warmup_epochs`` of warm-up (default 10% of the run, at most 10 epochs). The state goes to
     ``checkpoint_path`` every epoch, every ``checkpoint_minutes`` (or
     ``checkpoint_every_steps``) and when ``max_minutes`` run out; ``resume=True`` continues
-    from it if it exists, giving the losses of an uninterrupted run. ``seed`` seeds torch, the
+    from it if it exists, giving the losses of an uninterrupted run; a checkpoint of another run
+    (method, its config, batch size, epochs, warm-up, optimizer, data) is refused with a
+    ``ValueError`` that names every difference, except that ``extend=True`` continues it to a new
+    number of ``epochs`` (the cosine schedule is recomputed for the new length, so the learning
+    rate jumps; the warm-up already done is kept). ``seed`` seeds torch, the
     batch order and the augmentations. ``knn_data = (train_x, train_y, test_x, test_y)`` adds a
     kNN accuracy every ``knn_every`` epochs; ``monitor(method) -> dict`` adds its values to
     ``history["monitor"]`` after every epoch (e.g. a validation accuracy). ``labels`` (N,
@@ -94,16 +98,27 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
     images = images.to(device) if cuda else images  # small uint8 sets fit on the GPU at once
     if optimizer is None:
         optimizer = build_optimizer(method, batch_size, lr)
+    ckpt = None
+    if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
+        ckpt = load_checkpoint(checkpoint_path)
     warmup = min(round(0.1 * total), 10 * spe) if warmup_epochs is None else round(
         warmup_epochs * spe)
+    if extend and ckpt is not None and "warmup_steps" in ckpt:
+        warmup = ckpt["warmup_steps"]  # the warm-up already done stays as it was
     scheduler = optim.warmup_cosine(optimizer, warmup, total)
     generator = torch.Generator().manual_seed(seed)  # augmentation parameters, on the CPU
     history = {"loss": [], "lr": [], "knn": [], "monitor": [], "images_per_second": 0.0,
                "wall_seconds": 0.0, "epochs_done": 0}
-    start, run = (0, 0), {"batch_size": batch_size, "num_images": n, "seed": seed}
-    if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
-        ckpt = load_checkpoint(checkpoint_path)
-        checkpoint.check_same_run(ckpt, method, checkpoint_path, **run)
+    group = optimizer.param_groups[0]
+    start, run = (0, 0), {"batch_size": batch_size, "num_images": n, "seed": seed,
+                          "epochs": epochs, "warmup_steps": warmup,
+                          "dataset": (meta or {}).get("dataset"),
+                          "optimizer_settings": {"name": type(optimizer).__name__,
+                                        "lr": group.get("initial_lr", group["lr"]),
+                                        "momentum": group.get("momentum"),
+                                        "weight_decay": group.get("weight_decay")}}
+    if ckpt is not None:
+        checkpoint.check_same_run(ckpt, method, checkpoint_path, extend=extend, **run)
         checkpoint.load_training_state(ckpt, method, optimizer, scheduler, generator, device)
         history, start = ckpt["history"], (ckpt["epoch"], ckpt["step"])
     else:
@@ -124,7 +139,7 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
                                      f"{checkpoint_path} was left as it was. Causes: {CAUSES}")
         checkpoint.save_checkpoint(checkpoint_path, checkpoint.training_state(
             method, optimizer, scheduler, generator, device, epoch=epoch, step=step,
-            history=history, meta=meta or {}, epochs=epochs, **run))
+            history=history, meta=meta or {}, **run))
 
     name = checkpoint.method_name(method)
     bar = tqdm(total=total, initial=start[0] * spe + start[1], disable=not progress,

@@ -87,7 +87,38 @@ def test_resume_with_another_method_is_refused(run_dir, capsys):
             str(run_dir), "--resume"]
     assert main(argv) == 2
     err = error_line(capsys)
-    assert err.startswith("error: --resume") and "simclr" in err
+    assert "cannot resume" in err and "method: checkpoint 'simclr', now 'byol'" in err
+
+
+def test_resume_with_another_length_is_refused_unless_extended(run_dir, capsys, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    argv = ["pretrain", "--method", "simclr", "--epochs", "2", "--batch-size", "256", "--subset",
+            "512", "--device", "cpu", "--out", str(run), "--resume", "--no-progress"]
+    assert main(argv) == 2
+    err = error_line(capsys)
+    assert "epochs: checkpoint 1, now 2" in err and "--extend" in err
+    assert main([*argv, "--extend"]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert history["epochs_done"] == 2 and len(history["loss"]) == 4  # 2 steps per epoch
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("temperature", "KEY=VALUE"), ("queue=5", "temperature"), ("tau=0.1", "hidden_dim")])
+def test_set_is_checked_against_the_method(tmp_path, capsys, pair, message):
+    argv = ["pretrain", "--method", "simclr", "--epochs", "1", "--out", str(tmp_path / "x"),
+            "--set", pair]
+    assert main(argv) == 2
+    err = error_line(capsys)
+    assert message in err and "--help-method" in err
+
+
+def test_help_method_lists_settings_and_paper_optimizer(capsys):
+    assert main(["pretrain", "--method", "swav", "--help-method"]) == 0
+    out = capsys.readouterr().out
+    assert "epsilon = 0.05" in out and "n_prototypes = 3000" in out and "lars" in out
 
 
 def test_missing_data_set_is_an_error_line(tmp_path, capsys, monkeypatch):

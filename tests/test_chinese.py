@@ -26,11 +26,13 @@ MD = MarkdownIt("commonmark").enable("table").use(dollarmath_plugin)
 
 
 def readme_zh() -> str:
-    """The Chinese half of README.md: every paragraph with more CJK than Latin letters."""
+    """The Chinese half of README.md: its paragraphs with many CJK characters, the other lines
+    blanked (so that line numbers are README.md's own)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.split(r"\n\s*\n", re.sub(r"```.*?```", "", text, flags=re.S))
-    return "\n\n".join(b for b in blocks if len(re.findall(CJK, b)) > len(re.findall(r"[A-Za-z]",
-                                                                                       b)) / 4)
+    text = re.sub(r"```.*?```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
+    blocks = re.split(r"(\n\s*\n)", text)
+    return "".join(b if len(re.findall(CJK, b)) > len(re.findall(r"[A-Za-z]", b)) / 4
+                   else "\n" * b.count("\n") for b in blocks)
 
 
 def prose_lines(text: str) -> list[tuple[int, str]]:

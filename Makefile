@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
-.PHONY: setup data lab test test-all lint unit chapters chapters-all bench checkpoints clean
+.PHONY: setup data lab test test-all test-teach lint unit chapters chapters-all bench checkpoints clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,20 @@ test: setup lint unit chapters
 
 test-all: setup lint unit chapters-all
 
+# Course assignments (docs/teaching.md): release chapters 08-09, grade four synthetic submissions
+# locally and with Otter-Grader's runner. Otter lives in its own venv, which sees .venv's packages.
+TEACH_VENV := .venv-teach
+TEACH_STAMP := $(TEACH_VENV)/.installed
+$(TEACH_STAMP): pyproject.toml $(STAMP)
+	$(PYTHON) -m venv $(TEACH_VENV)
+	$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > \
+	  "$$($(TEACH_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz-sslbook-venv.pth"
+	$(TEACH_VENV)/bin/python -m pip install --quiet "otter-grader>=6"
+	touch $@
+
+test-teach: $(TEACH_STAMP)
+	PYTHONPATH=$(CURDIR) $(TEACH_VENV)/bin/python -m pytest -q tests/test_teach.py
+
 bench: setup
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
@@ -54,4 +68,4 @@ checkpoints: setup
 	$(PY) benchmarks/checkpoints.py $(or $(NAME),$(error give NAME=, e.g. make checkpoints NAME=simclr; names: python benchmarks/checkpoints.py --list))
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TEACH_VENV) .pytest_cache .ruff_cache

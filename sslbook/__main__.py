@@ -1,10 +1,12 @@
-"""Command line: ``python -m sslbook {data,pretrain,evaluate,pretrained}`` (also ``sslbook``).
+"""Command line: ``python -m sslbook {data,pretrain,evaluate,pretrained,assignment}``.
 
     python -m sslbook data --dataset fashion-mnist
     python -m sslbook pretrain --method simclr --dataset fashion-mnist --arch convnet \\
         --epochs 100 --batch-size 512 --out runs/simclr        # writes checkpoint.pt, history.json
     python -m sslbook evaluate --checkpoint runs/simclr/checkpoint.pt --protocol linear
     python -m sslbook pretrained list | verify [NAME] | evaluate NAME [--json]
+    python -m sslbook assignment release 08 09 --lang en --out DIR    # docs/teaching.md
+    python -m sslbook assignment grade SUBMISSION.ipynb ... --release DIR --out grades.csv
 
 Bad arguments print one line starting with ``error:`` on stderr and exit with code 2. PyTorch
 is imported only once a command runs, so ``--help`` and argument errors answer at once.
@@ -306,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="a network's name (verify: default all)")
     p.add_argument("--json", action="store_true", help="evaluate: print JSON")
     p.set_defaults(run=run_pretrained)
+
+    from sslbook.teach.cli import add_parser  # argparse only: the teaching tools load on use
+
+    add_parser(sub)
     return parser
 
 

@@ -8,12 +8,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sslbook.exercises.ch08 import (
-    check_nt_xent,
-    check_positive_mask,
-    nt_xent_from_mask,
-    positive_mask,
-)
+from sslbook.exercises._reference import nt_xent_from_mask, positive_mask
+from sslbook.exercises.ch08 import check_nt_xent, check_positive_mask
 from sslbook.losses import info_nce
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "chapters" / "solutions" / "ch08.py"
@@ -110,3 +106,22 @@ def test_nt_xent_rejects_wrong_answers():
         result = check_nt_xent(wrong, verbose=False)
         assert not result.passed, wrong.__name__
         assert words in result.message, (wrong.__name__, result.message)
+
+
+def test_references_are_not_in_the_student_facing_module():
+    import sslbook.exercises.ch08 as ch08
+
+    for name in ("positive_mask", "nt_xent_from_mask"):
+        assert not hasattr(ch08, name), name
+
+
+def test_hidden_seeds_accept_the_solutions_and_reject_a_mutant():
+    solutions = load_solutions()
+    for seed in (1, 12345, 2**31 - 1):
+        assert check_positive_mask(solutions.my_positive_mask, verbose=False, seed=seed).passed
+        assert check_nt_xent(solutions.my_nt_xent, verbose=False, seed=seed).passed
+
+    def no_temperature(z, pos_mask, t):
+        return solutions.my_nt_xent(z, pos_mask, 1.0)
+
+    assert not check_nt_xent(no_temperature, verbose=False, seed=7).passed

@@ -8,14 +8,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sslbook.exercises.ch09 import (
-    check_enqueue,
-    check_moco_logits,
-    check_momentum_update,
-    enqueue,
-    moco_logits,
-    momentum_update,
-)
+from sslbook.exercises._reference import enqueue, moco_logits, momentum_update
+from sslbook.exercises.ch09 import check_enqueue, check_moco_logits, check_momentum_update
 from sslbook.losses import info_nce_queue
 from sslbook.methods import MoCo
 from sslbook.methods.momentum import copy_frozen, update_momentum
@@ -133,3 +127,26 @@ def test_enqueue_rejects_wrong_answers():
     for wrong, word in ((queries, "queries"), (no_wrap, "wrap"), (pointer_stuck, "advance")):
         result = check_enqueue(wrong, verbose=False)
         assert not result.passed and word in result.message, result.message
+
+
+def test_references_are_not_in_the_student_facing_module():
+    import sslbook.exercises.ch09 as ch09
+
+    for name in ("momentum_update", "moco_logits", "enqueue"):
+        assert not hasattr(ch09, name), name
+
+
+def test_hidden_seeds_accept_the_solutions_and_reject_mutants():
+    solutions = load_solutions()
+    for seed in (1, 12345, 2**31 - 1):
+        assert check_momentum_update(solutions.my_momentum_update, verbose=False, seed=seed)
+        assert check_moco_logits(solutions.my_moco_logits, verbose=False, seed=seed).passed
+        assert check_enqueue(solutions.my_enqueue, verbose=False, seed=seed).passed
+    assert not check_momentum_update(_swapped, verbose=False, seed=3).passed
+
+    def no_wrap(queue, ptr, q, k):
+        queue[ptr:ptr + len(k)] = k[:len(queue[ptr:ptr + len(k)])]
+        return queue, ptr + len(k)
+
+    for seed in range(5):
+        assert not check_enqueue(no_wrap, verbose=False, seed=seed).passed

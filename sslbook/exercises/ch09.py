@@ -2,12 +2,13 @@
 queue-based InfoNCE loss, and the queue as a ring buffer.
 
 MoCo (He et al., CVPR 2020, arXiv:1911.05722) keeps a key encoder whose weights follow the query
-encoder as ``theta_k <- m theta_k + (1 - m) theta_q`` (Eq. 2), scores each query against its own
-key and the K keys of a queue (Eq. 1, Algorithm 1: logits N x (1+K), positive in column 0), and
-after each step replaces the oldest keys of the queue by the new ones. The references below agree
-with :mod:`sslbook.methods.moco` and :func:`sslbook.losses.info_nce_queue`; the checkers feed
-random inputs on which the classic mistakes give different answers, name the mistake when they
-recognise it, return a :class:`~sslbook.exercises.CheckResult` and never raise.
+encoder as ``theta_k <- m theta_k + (1 - m) theta_q`` (Eq. 2), scores each query against its own key
+and the K keys of a queue (Eq. 1, Algorithm 1: logits N x (1+K), positive in column 0), and after
+each step replaces the oldest keys of the queue by the new ones. The references (in the private
+:mod:`sslbook.exercises._reference`) agree with :mod:`sslbook.methods.moco` and
+:func:`sslbook.losses.info_nce_queue`; the checkers feed random inputs on which the classic mistakes
+give different answers, name the mistake when they recognise it, return a
+:class:`~sslbook.exercises.CheckResult` and never raise.
 """
 
 from __future__ import annotations
@@ -20,43 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslbook.exercises import CheckResult, close, run_check
+from sslbook.exercises._reference import enqueue as _enqueue
+from sslbook.exercises._reference import moco_logits as _moco_logits
 from sslbook.losses import info_nce_queue
 
-__all__ = ["check_enqueue", "check_moco_logits", "check_momentum_update", "enqueue",
-           "moco_logits", "momentum_update"]
-
-
-# --------------------------------------------------------------------------- references
-@torch.no_grad()
-def momentum_update(encoder_q: nn.Module, encoder_k: nn.Module, m: float) -> None:
-    """In place: every parameter of ``encoder_k`` becomes ``m * theta_k + (1 - m) * theta_q``
-    (MoCo, arXiv:1911.05722, Eq. 2). ``encoder_q`` is left unchanged."""
-    for p_q, p_k in zip(encoder_q.parameters(), encoder_k.parameters(), strict=True):
-        p_k.mul_(m).add_(p_q, alpha=1.0 - m)
-
-
-def moco_logits(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
-                temperature: float = 0.2) -> torch.Tensor:
-    """N x (1+K) logits of MoCo's Algorithm 1: column 0 holds ``q_i . k_i / T`` (the positive),
-    columns 1..K hold ``q_i . queue_j / T`` (the negatives); q, k, queue rows L2-normalised.
-    ``F.cross_entropy(logits, zeros(N))`` is then Eq. 1 (:func:`sslbook.losses.info_nce_queue`).
-    """
-    q, k, queue = F.normalize(q, dim=1), F.normalize(k, dim=1), F.normalize(queue, dim=1)
-    l_pos = (q * k).sum(dim=1, keepdim=True)  # N x 1
-    l_neg = q @ queue.T  # N x K
-    return torch.cat([l_pos, l_neg], dim=1) / temperature  # N x (1+K)
-
-
-def enqueue(queue: torch.Tensor, ptr: int, q: torch.Tensor,
-            k: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """The queue after one MoCo step: the N keys ``k`` replace the N oldest entries, starting at
-    row ``ptr`` and wrapping around the end (a ring buffer); returns (queue, new ptr). The
-    queries ``q`` are not stored: the dictionary holds keys (arXiv:1911.05722, Sec. 3.2)."""
-    size = queue.shape[0]
-    queue = queue.clone()
-    idx = (ptr + torch.arange(k.shape[0])) % size  # N, wraps around the end
-    queue[idx] = k
-    return queue, (ptr + k.shape[0]) % size
+__all__ = ["check_enqueue", "check_moco_logits", "check_momentum_update"]
 
 
 # --------------------------------------------------------------------------- Exercise 9.1
@@ -77,17 +46,24 @@ def _flat(net: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in net.parameters()])
 
 
-def check_momentum_update(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_momentum_update(fn: Callable, verbose: bool = True,
+                          seed: int | None = None) -> CheckResult:
     """Check ``fn(encoder_q, encoder_k, m) -> None`` updating ``encoder_k`` in place (Eq. 2).
 
     Two momenta (0.9, 0.7) on two pairs of networks, so swapping m and 1 - m, updating the query
     encoder instead of the key encoder, and returning new weights without writing them into
-    ``encoder_k`` are all recognised.
+    ``encoder_k`` are all recognised. With a ``seed`` (the grader's hidden checks) the networks
+    and the two momenta (one in [0.5, 0.8), one in [0.85, 0.99)) are drawn from it.
     """
+    cases = ((0, 0.9), (1, 0.7))
+    if seed is not None:
+        g = torch.Generator().manual_seed(seed)
+        cases = ((seed + 2, round(0.85 + 0.14 * float(torch.rand(1, generator=g)), 4)),
+                 (seed + 3, round(0.5 + 0.3 * float(torch.rand(1, generator=g)), 4)))
 
     def test() -> tuple[bool, str]:
-        for seed, m in ((0, 0.9), (1, 0.7)):
-            net_q, net_k = _pair(seed)
+        for net_seed, m in cases:
+            net_q, net_k = _pair(net_seed)
             q0, k0 = _flat(net_q), _flat(net_k)
             fn(net_q, net_k, m)
             q1, k1 = _flat(net_q), _flat(net_k)
@@ -115,16 +91,22 @@ def check_momentum_update(fn: Callable, verbose: bool = True) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- Exercise 9.2
-def check_moco_logits(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_moco_logits(fn: Callable, verbose: bool = True,
+                      seed: int | None = None) -> CheckResult:
     """Check ``fn(q, k, queue, temperature) -> N x (1+K)`` logits, positive in column 0.
 
     Inputs are not normalised and T = 0.2, so a positive in the last column, a missing
-    temperature, missing normalisation and a transposed queue give different answers.
+    temperature, missing normalisation and a transposed queue give different answers. With a
+    ``seed`` (the grader's hidden checks) the inputs, N, K and T are drawn from it.
     """
+    n, k_size, d, t = 6, 10, 8, 0.2
+    if seed is not None:
+        g0 = torch.Generator().manual_seed(seed)
+        n, k_size = (int(v) for v in torch.randint(3, 16, (2,), generator=g0))
+        t = round(0.05 + 0.3 * float(torch.rand(1, generator=g0)), 3)
 
     def test() -> tuple[bool, str]:
-        g = torch.Generator().manual_seed(0)
-        n, k_size, d, t = 6, 10, 8, 0.2
+        g = torch.Generator().manual_seed(0 if seed is None else seed + 1)
         q = 3 * torch.randn(n, d, generator=g)  # N x D, not normalised
         k = q + 2 * torch.randn(n, d, generator=g)  # N x D
         queue = 2 * torch.randn(k_size, d, generator=g)  # K x D
@@ -132,7 +114,7 @@ def check_moco_logits(fn: Callable, verbose: bool = True) -> CheckResult:
         if not isinstance(got, torch.Tensor):
             return False, f"return a torch.Tensor, got {type(got).__name__}"
         got = got.detach().double()
-        expected = moco_logits(q, k, queue, t).double()
+        expected = _moco_logits(q, k, queue, t).double()
         if got.shape != expected.shape:
             return False, (f"logits must be N x (1+K) = {tuple(expected.shape)}, got "
                            f"{tuple(got.shape)}: one positive column, then one per queue key")
@@ -166,20 +148,29 @@ def moco_logits_unnormalised(q: torch.Tensor, k: torch.Tensor, queue: torch.Tens
 
 
 # --------------------------------------------------------------------------- Exercise 9.3
-def check_enqueue(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_enqueue(fn: Callable, verbose: bool = True,
+                  seed: int | None = None) -> CheckResult:
     """Check ``fn(queue, ptr, q, k) -> (queue, ptr)``: the ring-buffer update after one step.
 
     A queue of 10 keys and batches of 4 (so the third batch wraps around the end) over five
     steps; storing the queries, forgetting to wrap, not advancing the pointer and overwriting the
-    newest keys are recognised.
+    newest keys are recognised. With a ``seed`` (the grader's hidden checks) the inputs, K in
+    [7, 14] and N in [2, 5] (one batch straddles the end of the queue) are drawn from it.
     """
+    size, n, d = 10, 4, 3
+    if seed is not None:
+        g0 = torch.Generator().manual_seed(seed)
+        size = int(torch.randint(7, 14, (1,), generator=g0))
+        n = int(torch.randint(2, 6, (1,), generator=g0))
+        if size % n == 0:  # a batch must straddle the end of the queue at least once
+            size += 1
+    steps = max(5, size // n + 2)
 
     def test() -> tuple[bool, str]:
-        g = torch.Generator().manual_seed(0)
-        size, n, d = 10, 4, 3
+        g = torch.Generator().manual_seed(0 if seed is None else seed + 1)
         queue = F.normalize(torch.randn(size, d, generator=g), dim=1)  # K x D
         ref_queue, ref_ptr, ptr = queue.clone(), 0, 0
-        for step in range(5):
+        for step in range(steps):
             q = F.normalize(torch.randn(n, d, generator=g), dim=1)  # N x D queries
             k = F.normalize(torch.randn(n, d, generator=g), dim=1)  # N x D keys
             out = fn(queue.clone(), ptr, q.clone(), k.clone())
@@ -187,11 +178,11 @@ def check_enqueue(fn: Callable, verbose: bool = True) -> CheckResult:
                 return False, "return a pair (queue, ptr)"
             got_queue, got_ptr = out
             got_ptr = int(got_ptr)
-            expected_queue, expected_ptr = enqueue(ref_queue, ref_ptr, q, k)
+            expected_queue, expected_ptr = _enqueue(ref_queue, ref_ptr, q, k)
             if not isinstance(got_queue, torch.Tensor) or got_queue.shape != (size, d):
                 return False, f"the queue must stay a {size} x {d} tensor (K x D)"
             got_queue = got_queue.detach()
-            if torch.allclose(got_queue, enqueue(ref_queue, ref_ptr, k, q)[0]):
+            if torch.allclose(got_queue, _enqueue(ref_queue, ref_ptr, k, q)[0]):
                 return False, ("you stored the queries; the queue is a dictionary of *keys* "
                                "from the momentum encoder (Sec. 3.2): enqueue k, not q")
             if not torch.allclose(got_queue, expected_queue):

@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check sslbook tests benchmarks
 
 unit: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --ignore=tests/test_teach.py  # test-teach runs it, with Otter
 
 chapters: $(STAMP)
 	$(PY) tests/run_chapters.py --editions en

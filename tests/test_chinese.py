@@ -155,7 +155,7 @@ def _numbers(text: str) -> list[float]:
     text = re.sub(r"(?i:\b(?:Sec|Section|Fig|Figure|Table|App|Appendix|Eq|Equation|Chapter|"
                   r"Exercise|Algorithm|Step)s?)\.?\s*[\dA-Z][\d.]*[a-z]?"
                   r"(?:\s*(?:and|to|-|–)\s*(?!0\.)[\d.]+)?|"
-                  r"第\s*[\d.]+\s*[节章步]|[图表式]\s*[\d.]+[a-z]?|练习\s*[\d.]+(?:\s*[和与、至到]\s*[\d.]+)?|附录\s*[A-Z][\d.]*|"
+                  r"第\s*[\d.]+\s*[节章步]|[图表]\s*[\d.]+[a-z]?|式\s*\(\s*[\d.]+\s*\)|练习\s*[\d.]+(?:\s*[和与、至到]\s*[\d.]+)?|附录\s*[A-Z][\d.]*|"
                   r"\d+\s*(?:–|-|至|到)\s*\d+\s*章|§\s*[\d.]+|\b(?:19|20)\d\d\b", " ", text)
     values = []
     for m in re.finditer(r"(\d[\d,]*(?:\.\d+)?)\s*(万|亿|million|billion|k\b)?", text):

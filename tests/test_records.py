@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"<!--\s*rec:\s*(?P<file>[^#\s]+)#(?P<pointer>[^>]*?)"
                     r"(?P<opts>(?:\s+(?:x100|min))*)\s*-->")
-NUMBER = re.compile(r"(?P<num>[-−]?\d[\d,]*(?:\.\d+)?)\s*(?:%|×|x|min|分钟|个百分点|points?)?"
+NUMBER = re.compile(r"(?P<num>[-−]?\d[\d,]*(?:\.\d+)?)\s*(?:%|×|x|min|s|秒|分钟|个百分点|points?)?"
                     r"\**\s*$")
 FILES = sorted([*ROOT.glob("chapters/*/*.md"), ROOT / "README.md"])
 

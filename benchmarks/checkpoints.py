@@ -255,7 +255,10 @@ def render_readme(out: Path) -> None:
         "Read-outs on Fashion-MNIST: "
         + (cards[0]["evaluation"]["protocol"] if cards else "none yet")
         + ". Minutes are the wall time of the training on the machine named below (its load "
-        "average when training started: above 2 on 2 cores means the machine was shared).", "",
+        "average when training started: above 2 on 2 cores means the machine was shared). The "
+        "first set was trained while other work shared the 2 cores, and MoCo's run was paused "
+        "for 7 minutes to time the chapters, so these minutes are upper bounds; the 15-minute "
+        "benchmark rows in `results/pretrain_fmnist.json` were timed on an idle machine.", "",
         table(rows, columns), "",
     ]
     if base:

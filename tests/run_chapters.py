@@ -55,7 +55,21 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
                "--rootdir", tmp, "--nbval-cell-timeout", "600", "--durations", "0",
                *pytest_args, *notebooks]
-        return subprocess.call(cmd, env=env, cwd=tmp)
+        before = _snapshot()
+        code = subprocess.call(cmd, env=env, cwd=tmp)
+        changed = sorted(k for k in before.keys() | _snapshot().keys()
+                         if before.get(k) != _snapshot().get(k))
+        if changed and env["SSLBOOK_MODE"] != "record":
+            print(f"error: {env['SSLBOOK_MODE']} mode wrote {', '.join(changed)}; only record "
+                  "mode may write results/ or checkpoints/", file=sys.stderr)
+            return code or 1
+        return code
+
+
+def _snapshot() -> dict[str, float]:
+    """Modification times of what only record mode (and checkpoint training) may write."""
+    return {str(p.relative_to(ROOT)): p.stat().st_mtime_ns
+            for folder in ("results", "checkpoints") for p in (ROOT / folder).glob("*")}
 
 
 if __name__ == "__main__":

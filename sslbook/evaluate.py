@@ -238,13 +238,22 @@ def few_label_accuracy(train_features, train_labels, test_features, test_labels,
 def fine_tune(encoder: torch.nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor,
               test_images: torch.Tensor, test_labels: torch.Tensor, epochs: int = 10,
               batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 1e-4,
-              augment=None, device: str | torch.device | None = None, seed: int = 0) -> float:
+              augment=None, device: str | torch.device | None = None, seed: int = 0,
+              encoder_lr: float | None = None, return_model: bool = False):
     """Test accuracy after training a copy of ``encoder`` plus a linear head end to end.
 
     The fine-tuning protocol (SimCLR arXiv:2002.05709, Sec. 6 / App. B.5) kept small: AdamW
     (lr, weight_decay), cosine decay over ``epochs``, cross-entropy; ``augment`` (a preset, of
     which the first view is used, or any ``aug(x, generator) -> tensor``) is applied to the
     training batches. ``encoder`` itself is not modified (a deep copy is trained).
+
+    ``encoder_lr`` (default: ``lr``) is the encoder's own, usually smaller, learning rate, the
+    head keeping ``lr``: our choice, in the spirit of ULMFiT's discriminative fine-tuning
+    (arXiv:1801.06146, Sec. 3.2) and layer-wise lr decay (BEiT, arXiv:2106.08254). With
+    ``encoder_lr=0`` the encoder is frozen: no gradients, and eval mode, so that BatchNorm's
+    running statistics stay as they were (as MoCo's ``main_lincls.py``); this is a linear probe
+    trained by AdamW. ``return_model=True`` returns ``(accuracy, net)``, ``net`` being
+    ``nn.Sequential(encoder copy, linear head)``.
     """
     from sslbook.optim import warmup_cosine
 
@@ -255,10 +264,17 @@ def fine_tune(encoder: torch.nn.Module, train_images: torch.Tensor, train_labels
     net = torch.nn.Sequential(copy.deepcopy(encoder),
                               torch.nn.Linear(encoder.feature_dim, num_classes)).to(device)
     steps_per_epoch = max(1, len(y) // batch_size)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    encoder_lr = lr if encoder_lr is None else encoder_lr
+    frozen = encoder_lr == 0
+    net[0].requires_grad_(not frozen)
+    groups = [{"params": net[1].parameters(), "lr": lr}]
+    if not frozen:
+        groups.append({"params": net[0].parameters(), "lr": encoder_lr})
+    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     scheduler = warmup_cosine(optimizer, 0, epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(seed)
     net.train()
+    net[0].train(not frozen)
     for _ in range(epochs):
         order = torch.randperm(len(y), generator=generator)
         for i in range(steps_per_epoch):
@@ -275,7 +291,8 @@ def fine_tune(encoder: torch.nn.Module, train_images: torch.Tensor, train_labels
             optimizer.step()
             scheduler.step()
     logits = features(net, test_images, batch_size=512, device=device)  # M x classes
-    return (logits.argmax(1) == y_test).float().mean().item()
+    accuracy = (logits.argmax(1) == y_test).float().mean().item()
+    return (accuracy, net) if return_model else accuracy
 
 
 def read_outs(encoder: torch.nn.Module | None, train: tuple, test: tuple, per_class: int = 60,

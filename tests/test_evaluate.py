@@ -88,6 +88,22 @@ def test_fine_tune_beats_chance_and_leaves_the_encoder_alone():
     assert all(torch.equal(v, before[k]) for k, v in encoder.state_dict().items())
 
 
+def test_fine_tune_with_encoder_lr_zero_leaves_the_encoder_unchanged():
+    x, y = data.fashion_mnist("train")
+    torch.manual_seed(0)
+    encoder = evaluate.calibrate_batchnorm(models.create("convnet", width=4), x[:256])
+    accuracy, net = evaluate.fine_tune(encoder, x[:256], y[:256], x[256:356], y[256:356],
+                                       epochs=10, batch_size=64, lr=3e-2, encoder_lr=0.0,
+                                       device="cpu", return_model=True)
+    before, after = encoder.state_dict(), net[0].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running stats too
+    assert accuracy > 0.2  # the head did learn (chance 0.1; measured 0.29)
+    _, tuned = evaluate.fine_tune(encoder, x[:256], y[:256], x[:100], y[:100], epochs=1,
+                                  batch_size=64, lr=1e-2, encoder_lr=1e-3, device="cpu",
+                                  return_model=True)
+    assert not torch.equal(tuned[0].backbone[0].weight, encoder.backbone[0].weight)
+
+
 def test_calibrate_batchnorm_measures_the_data_and_restores_the_module():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4, momentum=0.3))

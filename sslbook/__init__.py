@@ -1,7 +1,8 @@
 """sslbook: the small PyTorch library behind the book *Self-Supervised Learning for Vision*.
 
 Modules, in the direction their imports point:
-``data``, ``augment`` -> ``models`` -> ``losses`` -> ``methods`` -> ``train``, ``evaluate``
+``data``, ``augment`` -> ``models`` -> ``losses`` -> ``methods`` -> ``train``, ``evaluate``,
+``downstream``
 -> ``plots``. ``exercises`` holds the checkers for the chapters' exercises.
 """
 

@@ -57,7 +57,10 @@ def compose_scene(items: list[torch.Tensor], classes: list[int], positions: list
 def fashion_scenes(n: int, size: int = 64, seed: int = 0, split: str = "train",
                    items: tuple[int, int] = (2, 4), root=None):
     """``n`` scenes of ``items[0]`` to ``items[1]`` (inclusive) Fashion-MNIST items, 28 x 28
-    each, pasted by :func:`compose_scene` at uniform positions inside a size x size canvas.
+    each, pasted by :func:`compose_scene` at uniform positions inside a size x size canvas:
+    an item's mask is its pixels >= ``THRESHOLD`` (32 of 255), the later-pasted item wins
+    where masks overlap, boxes are tight around the visible mask pixels and items hidden by
+    later ones are dropped.
 
     Items come from Fashion-MNIST's ``split`` (train scenes from the train images, test scenes
     from the test images); everything is drawn from one generator seeded with ``seed``, so a

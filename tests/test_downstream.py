@@ -104,6 +104,11 @@ def test_feature_map_shares_the_encoders_layers():
     assert f.shape == (2, encoder.feature_dim, 16, 16)  # stride 4
     torch.testing.assert_close(f.mean((2, 3)), encoder.eval()(x))  # pooling gives the features
     assert body[1] is encoder.backbone[0]
+    resnet = models.create("resnet18", channels=1).eval()
+    x = torch.rand(1, 1, 32, 32)
+    f = downstream.feature_map(resnet)(x)
+    assert f.shape == (1, 512, 4, 4)  # stride 8 with the CIFAR stem
+    torch.testing.assert_close(f.mean((2, 3)), resnet(x))
     with pytest.raises(ValueError, match="feature map"):
         downstream.feature_map(models.create("vit_tiny", channels=1, image_size=28,
                                              num_layers=1))
@@ -131,8 +136,8 @@ def test_centernet_perfect_maps_decode_to_the_true_boxes(scenes):
     for p, target in zip(preds, targets, strict=True):
         keep = p["scores"] > 0.99  # the peaks
         assert sorted(p["labels"][keep].tolist()) == sorted(target["labels"].tolist())
-    if pytest.importorskip("torchmetrics"):
-        assert downstream.detection_map(preds, targets)["map"] == pytest.approx(1.0)
+    pytest.importorskip("torchmetrics")
+    assert downstream.detection_map(preds, targets)["map"] == pytest.approx(1.0)
     # sizes 1 cell too wide and too tall add 0.1 x (1 + 1) per object to the mean loss
     wrong = {**out, "size": out["size"] + 1}
     torch.testing.assert_close(head.loss(wrong, packed) - head.loss(out, packed),

@@ -79,7 +79,7 @@ $(BOOK_STAMP): pyproject.toml
 	touch $@
 
 book: $(BOOK_STAMP)
-	for e in en zh; do SSLBOOK_EDITION=$$e $(BOOK_VENV)/bin/sphinx-build -q -b html \
+	for e in en zh; do SSLBOOK_EDITION=$$e $(BOOK_VENV)/bin/sphinx-build -q -W --keep-going -b html \
 	  -c docs/book -d _build/doctrees/$$e chapters/$$e _build/book/$$e || exit 1; done
 	rm -rf _build/book/jupyter_execute  # myst-nb's copies of the notebooks, not part of the site
 	cp docs/book/redirect.html _build/book/index.html

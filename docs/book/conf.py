@@ -87,3 +87,12 @@ def _notebooks(app, exception):
 def setup(app):
     app.connect("html-page-context", _page_context)
     app.connect("build-finished", _notebooks)
+    if EDITION == "zh":
+        # Sphinx 9.0's Chinese search ships the English stemmer but calls it ChineseStemmer in
+        # language_data.js, so the search page stops at "searching" (found with headless
+        # Chromium): name the stemmer after what it is.
+        from sphinx.search.zh import SearchChinese
+
+        if SearchChinese.js_stemmer_rawcode == "english-stemmer.js":
+            app.add_search_language(type("SearchChinese", (SearchChinese,),
+                                         {"language_name": "English"}))

@@ -185,6 +185,7 @@ def test_browser_typesets_every_formula(site, edition):
     formulas = page.read_text(encoding="utf-8").count('class="math')
     dom = _dom(page.as_uri())
     assert formulas > 10 and dom.count("<mjx-container") == formulas
+    assert "<mjx-merror" not in dom  # a macro MathJax does not know
 
 
 @needs_chromium

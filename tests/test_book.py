@@ -32,7 +32,9 @@ pytestmark = pytest.mark.skipif(not (ROOT / ".venv-book" / ".installed").is_file
 
 def _sources() -> list[Path]:
     files = [p for e in EDITIONS for p in (ROOT / "chapters" / e).glob("*.md")]
-    return files + [p for p in (ROOT / "docs" / "book").rglob("*") if p.is_file()]
+    book = [p for p in (ROOT / "docs" / "book").rglob("*")
+            if p.suffix in (".py", ".html", ".css") and "__pycache__" not in p.parts]
+    return files + book + [ROOT / "Makefile"]
 
 
 def _chapters(edition: str) -> list[str]:

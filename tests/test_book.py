@@ -122,7 +122,10 @@ def test_notebook_links(site):
                 continue
             assert (site / edition / download[0]["href"]).is_file()
             nb = json.loads((site / edition / download[0]["href"]).read_text(encoding="utf-8"))
-            assert "sslbook-setup" in nb["cells"][0]["metadata"]["tags"]
+            setup, *cells = nb["cells"]
+            assert "sslbook-setup" in setup["metadata"]["tags"]
+            compile("".join(setup["source"]), f"{name}.ipynb[0]", "exec")
+            assert len([c for c in cells if c["cell_type"] == "code"]) == md.count("```{code-cell}")
             assert colab[0]["href"].startswith("https://colab.research.google.com/github/")
             assert colab[0]["href"].endswith(f"/{edition}/{name}.ipynb")
 

@@ -4,8 +4,9 @@
     SSLBOOK_EDITION=zh sphinx-build -c docs/book chapters/zh _build/book/zh
 
 Nothing is fetched at build or view time: MathJax is a local copy (make book unpacks npm's
-mathjax@3 into .venv-book/mathjax), the theme ships its fonts and icons. Chapters are not executed
-(SSLBOOK_BOOK_EXECUTE=auto would run them with myst-nb, which takes minutes per chapter).
+mathjax@3 into .venv-book/mathjax), the theme ships its icons and uses system fonts. Chapters are
+not executed: SSLBOOK_BOOK_EXECUTE sets myst-nb's nb_execution_mode, but executing needs a kernel
+that imports sslbook, which .venv-book does not have yet (and takes minutes per chapter).
 """
 
 import os

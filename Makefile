@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
-.PHONY: setup data lab test test-all test-teach lint unit chapters chapters-all bench checkpoints clean
+.PHONY: setup data lab test test-all test-teach lint unit chapters chapters-all bench checkpoints book notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,35 @@ $(TEACH_STAMP): pyproject.toml $(STAMP)
 test-teach: $(TEACH_STAMP)
 	PYTHONPATH=$(CURDIR) $(TEACH_VENV)/bin/python -m pytest -q tests/test_teach.py
 
+# The book as a website (_build/book/en, _build/book/zh): Sphinx + myst-nb + sphinx-book-theme
+# from the [book] extra, in .venv-book without the package (chapters are not executed), and
+# MathJax 3 from npm unpacked into .venv-book/mathjax (the site fetches nothing from elsewhere).
+BOOK_VENV := .venv-book
+BOOK_STAMP := $(BOOK_VENV)/.installed
+MATHJAX_VERSION := 3.2.2
+$(BOOK_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BOOK_VENV)
+	$(BOOK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BOOK_VENV)/bin/python -m pip install --quiet $$($(BOOK_VENV)/bin/python -c "import tomllib; \
+	  print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['book']))")
+	rm -rf $(BOOK_VENV)/mathjax $(BOOK_VENV)/mathjax-npm && mkdir -p $(BOOK_VENV)/mathjax-npm
+	cd $(BOOK_VENV)/mathjax-npm && npm pack --silent mathjax@$(MATHJAX_VERSION) && tar xzf mathjax-*.tgz
+	mkdir -p $(BOOK_VENV)/mathjax && mv $(BOOK_VENV)/mathjax-npm/package/es5 $(BOOK_VENV)/mathjax/mathjax
+	cd $(BOOK_VENV)/mathjax/mathjax && rm -rf *svg* mml-* tex-mml-* tex-chtml-full* node-main.js output/svg*
+	rm -rf $(BOOK_VENV)/mathjax-npm
+	touch $@
+
+book: $(BOOK_STAMP)
+	for e in en zh; do SSLBOOK_EDITION=$$e $(BOOK_VENV)/bin/sphinx-build -q -W --keep-going -b html \
+	  -c docs/book -d _build/doctrees/$$e chapters/$$e _build/book/$$e || exit 1; done
+	rm -rf _build/book/jupyter_execute  # myst-nb's copies of the notebooks, not part of the site
+	cp docs/book/redirect.html _build/book/index.html
+
+# Both editions as .ipynb (_build/notebooks/en, zh), each with a first cell that installs the
+# book where it is missing (Colab).
+notebooks: $(BOOK_STAMP)
+	$(BOOK_VENV)/bin/python docs/book/notebooks.py _build/notebooks
+
 bench: setup
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
@@ -68,4 +97,4 @@ checkpoints: setup
 	$(PY) benchmarks/checkpoints.py $(or $(NAME),$(error give NAME=, e.g. make checkpoints NAME=simclr; names: python benchmarks/checkpoints.py --list))
 
 clean:
-	rm -rf $(VENV) $(TEACH_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TEACH_VENV) $(BOOK_VENV) _build .pytest_cache .ruff_cache

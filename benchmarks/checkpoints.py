@@ -29,6 +29,7 @@ from common import ROOT, commit, machine, provenance, table, write  # noqa: E402
 from pretrain_fmnist import CONFIGS, SGD  # noqa: E402
 
 from sslbook import augment, data, evaluate, methods, models, pretrained  # noqa: E402
+from sslbook.checkpoint import method_name  # noqa: E402
 from sslbook.train import build_optimizer, pretrain  # noqa: E402
 
 OUT = ROOT / "checkpoints"
@@ -97,9 +98,7 @@ def baselines(train, test, runs: Path) -> dict:
     cache = runs / "baselines.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    torch.manual_seed(0)
-    random_encoder = models.create("convnet", 1, *data.STATS["fashion-mnist"], 28)
-    evaluate.calibrate_batchnorm(random_encoder, train[0][:4096])
+    random_encoder = pretrained.random_encoder(train[0])
     result = {"raw pixels": {**evaluate.read_outs(None, train, test),
                              "ci_knn": pretrained.subset_knn(None)},
               "random encoder": {**evaluate.read_outs(random_encoder, train, test),
@@ -183,7 +182,7 @@ def card_for(name, recipe, method, history, n_images, file: Path, base: dict, tr
     spec = {**method.default_optimizer, **recipe.get("optimizer", {})}
     spe = n_images // batch
     card = {
-        "name": name, "method": pretrained_method(method), "config": method.config,
+        "name": name, "method": method_name(method), "config": method.config,
         "arch": method.encoder.config, "dataset": "fashion-mnist",
         "split": ("train minus a 5,000-image validation set (randperm seed 0), with labels"
                   if name == "supervised" else "train, 60,000 images, labels unused"),
@@ -218,12 +217,6 @@ def card_for(name, recipe, method, history, n_images, file: Path, base: dict, tr
         logits = evaluate.features(torch.nn.Sequential(method.encoder, method.head), rotated)
         card["rotation_test_accuracy"] = (logits.argmax(1) == targets).float().mean().item()
     return card
-
-
-def pretrained_method(method) -> str:
-    from sslbook.checkpoint import method_name
-
-    return method_name(method)
 
 
 def render_readme(out: Path) -> None:

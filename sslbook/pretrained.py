@@ -172,6 +172,17 @@ def subset_knn(encoder: nn.Module | None, subset: tuple | None = None) -> float:
     return knn_accuracy(features(encoder, x), y, features(encoder, xt), yt)
 
 
+def random_encoder(images: torch.Tensor, device: str | torch.device | None = None) -> nn.Module:
+    """The random-encoder baseline of every card: the convnet with seed 0, its BatchNorm
+    statistics measured on the first 4,096 ``images`` (no gradient step)."""
+    from sslbook.data import STATS
+    from sslbook.evaluate import calibrate_batchnorm
+
+    torch.manual_seed(0)
+    encoder = models.create("convnet", 1, *STATS["fashion-mnist"], 28)
+    return calibrate_batchnorm(encoder, images[:4096], device=device)
+
+
 def compare(name: str, n_train: int = 10_000, n_test: int = 2_000, seed: int = 0,
             device: str | torch.device | None = None) -> dict:
     """What a chapter shows in reader mode: the card's read-outs of ``name`` next to raw pixels
@@ -180,22 +191,20 @@ def compare(name: str, n_train: int = 10_000, n_test: int = 2_000, seed: int = 0
     the network, raw pixels and a random encoder. Prints both tables and returns
     ``{"card": {row: {read-out: value}}, "live": {row: kNN}, "encoder": the loaded encoder}``.
     """
-    from sslbook.data import STATS, fashion_mnist
-    from sslbook.evaluate import calibrate_batchnorm, features, knn_accuracy
+    from sslbook.data import fashion_mnist
+    from sslbook.evaluate import features, knn_accuracy
 
     info = card(name)
     encoder = load(name, device=device, encoder_only=True)
     (x, y), (xt, yt) = fashion_mnist("train"), fashion_mnist("test")
     i = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n_train]
     j = torch.randperm(len(xt), generator=torch.Generator().manual_seed(seed + 1))[:n_test]
-    torch.manual_seed(0)  # the random encoder of every card: convnet seed 0, BN calibrated
-    random_encoder = models.create("convnet", 1, *STATS["fashion-mnist"], 28)
-    calibrate_batchnorm(random_encoder, x[:4096], device=device)
+    base = random_encoder(x, device=device)
     live = {name: knn_accuracy(features(encoder, x[i]), y[i], features(encoder, xt[j]), yt[j]),
             "raw pixels": knn_accuracy(x[i].flatten(1).float() / 255, y[i],
                                        xt[j].flatten(1).float() / 255, yt[j]),
-            "random encoder": knn_accuracy(features(random_encoder, x[i]), y[i],
-                                           features(random_encoder, xt[j]), yt[j])}
+            "random encoder": knn_accuracy(features(base, x[i]), y[i], features(base, xt[j]),
+                                           yt[j])}
     rows = {k: info["evaluation"][k] for k in (name, "raw pixels", "random encoder")}
     print(f"{name}: {info['epochs']} epochs, batch {info['batch_size']}, "
           f"{info['wall_minutes']:.0f} min on {info['machine'].split(',')[0]} "

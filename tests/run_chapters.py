@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                *pytest_args, *notebooks]
         before = _snapshot()
         code = subprocess.call(cmd, env=env, cwd=tmp)
-        changed = sorted(k for k in before.keys() | _snapshot().keys()
-                         if before.get(k) != _snapshot().get(k))
+        after = _snapshot()
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         if changed and env["SSLBOOK_MODE"] != "record":
             print(f"error: {env['SSLBOOK_MODE']} mode wrote {', '.join(changed)}; only record "
                   "mode may write results/ or checkpoints/", file=sys.stderr)

@@ -66,10 +66,12 @@ ABLATIONS = {
     "byol-tau0": ("byol", {"tau_base": 0.0, "tau_schedule": "constant"}),  # BYOL Table 5
     "moco-m0": ("moco", {"momentum": 0.0}),  # MoCo Sec. 4.1, Table 1
     "moco-no-shuffle-bn": ("moco", {"shuffle_bn": False, "bn_splits": 1}),  # MoCo Sec. 3.3
+    "moco-k512": ("moco", {"queue_size": 512}),  # MoCo Fig. 3 (queue size K)
 }
+MONITOR_EVERY = 25  # ablations: spread on the probe before step 0 and every 25 steps
 for _name, (_base, _change) in ABLATIONS.items():
     RECIPES[_name] = {**RECIPES[_base], "kwargs": {**RECIPES[_base]["kwargs"], **_change},
-                      "ablation_of": _base}
+                      "ablation_of": _base, "monitor_every": MONITOR_EVERY}
 PROBE = 1_024  # test images on which the spread of the outputs is measured after every epoch
 # Pilots: 3 epochs each, read out on all 60k / 10k images (kNN, linear).
 PILOTS = {
@@ -149,7 +151,8 @@ def train_one(name: str, recipe: dict, out: Path, fresh: bool, progress: bool,
                        knn_data=(x[:10_000], (y if labels is None else labels)[:10_000],
                                  xt[:2_000], yt[:2_000]),
                        knn_every=max(1, recipe["epochs"] // 5), labels=labels,
-                       monitor=monitor, progress=progress)
+                       monitor=monitor, monitor_every=recipe.get("monitor_every"),
+                       progress=progress)
     return method, history, len(x)
 
 
@@ -209,6 +212,12 @@ def card_for(name, recipe, method, history, n_images, file: Path, base: dict, tr
         "history": {"loss_first": history["loss"][0], "loss_last": history["loss"][-1],
                     "knn_monitor": history["knn"], "monitor": history.get("monitor", [])},
     }
+    every = recipe.get("monitor_every")
+    if every:  # the loss per window of `every` steps, next to the spread per step
+        losses = history["loss"]
+        card["history"]["loss_curve"] = [
+            {"step": s, "loss": round(sum(losses[s:s + every]) / len(losses[s:s + every]), 5)}
+            for s in range(0, len(losses), every)]
     if hasattr(method, "classifier"):  # supervised: the trained classifier itself, on the test set
         logits = evaluate.features(torch.nn.Sequential(method.encoder, method.classifier), test[0])
         card["classifier_test_accuracy"] = (logits.argmax(1) == test[1]).float().mean().item()

@@ -61,7 +61,8 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
              seed: int = 0, meta: dict | None = None, warmup_epochs: float | None = None,
              progress: bool = True, max_minutes: float | None = None,
              checkpoint_minutes: float = 5.0, checkpoint_every_steps: int | None = None,
-             labels: torch.Tensor | None = None, monitor=None, extend: bool = False) -> dict:
+             labels: torch.Tensor | None = None, monitor=None, monitor_every: int | None = None,
+             extend: bool = False) -> dict:
     """Train ``method`` on uint8 ``images`` (N x C x H x W) with ``augment(x, generator)`` views.
 
     ``optimizer=None`` builds :func:`build_optimizer` (``lr``: lr per 256 images); a given
@@ -76,7 +77,9 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
     rate jumps; the warm-up already done is kept). ``seed`` seeds torch, the
     batch order and the augmentations. ``knn_data = (train_x, train_y, test_x, test_y)`` adds a
     kNN accuracy every ``knn_every`` epochs; ``monitor(method) -> dict`` adds its values to
-    ``history["monitor"]`` after every epoch (e.g. a validation accuracy). ``labels`` (N,
+    ``history["monitor"]`` after every epoch (e.g. a validation accuracy), and with
+    ``monitor_every`` also after every that many steps (entries with a ``step``: how fast a
+    collapse happens). ``labels`` (N,
     for :class:`sslbook.methods.Supervised`) are passed as ``method(views, labels)``. Returns
     the history: ``loss`` and ``lr`` per step,
     ``knn`` ([{"epoch", "accuracy"}]), ``images_per_second`` (of this call), ``wall_seconds``
@@ -150,7 +153,11 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
         rng = torch.Generator().manual_seed(seed * 100_003 + epoch)  # an order per (seed, epoch)
         order = torch.randperm(n, generator=rng).to(images.device)
         for i in range(start[1] if epoch == start[0] else 0, spe):
-            tic, step = time.perf_counter(), epoch * spe + i
+            step = epoch * spe + i
+            if monitor is not None and monitor_every and step and step % monitor_every == 0:
+                history["monitor"].append({"step": step, "epoch": step / spe, **monitor(method)})
+                method.train()
+            tic = time.perf_counter()
             x = images[order[i * batch_size:(i + 1) * batch_size]]  # B x C x H x W, uint8
             views = augment(x.to(device), generator=generator)  # V x (B x C x H x W)
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]

@@ -225,12 +225,10 @@ def card_for(name, recipe, method, history, n_images, file: Path, base: dict, tr
         "history": {"loss_first": history["loss"][0], "loss_last": history["loss"][-1],
                     "knn_monitor": history["knn"], "monitor": history.get("monitor", [])},
     }
-    every = recipe.get("monitor_every")
-    if every:  # the loss per window of `every` steps, next to the spread per step
-        losses = history["loss"]
-        card["history"]["loss_curve"] = [
-            {"step": s, "loss": round(sum(losses[s:s + every]) / len(losses[s:s + every]), 5)}
-            for s in range(0, len(losses), every)]
+    every, losses = recipe.get("monitor_every") or MONITOR_EVERY, history["loss"]
+    card["history"]["loss_curve"] = [  # the mean loss per window of `every` steps
+        {"step": s, "loss": round(sum(losses[s:s + every]) / len(losses[s:s + every]), 5)}
+        for s in range(0, len(losses), every)]
     if hasattr(method, "classifier"):  # supervised: the trained classifier itself, on the test set
         logits = evaluate.features(torch.nn.Sequential(method.encoder, method.classifier), test[0])
         card["classifier_test_accuracy"] = (logits.argmax(1) == test[1]).float().mean().item()

@@ -308,3 +308,34 @@ def few_labels(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Ten
                              f"per_class={per_class}")
         chosen.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
     return torch.cat(chosen).sort().values
+
+
+# --------------------------------------------------------------------------- digits
+DIGITS_SPLIT = {"test_size": 0.25, "random_state": 0}  # stratified: 1,347 train / 450 test
+
+
+def digits(split: str = "train", size: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's bundled handwritten digits (``load_digits``: 1,797 images of 8 x 8 pixels
+    with values 0-16, the test part of the UCI "Optical Recognition of Handwritten Digits" set;
+    shipped inside scikit-learn, so no download) as (uint8 images N x 1 x size x size, int64
+    labels N), white digits on black like Fashion-MNIST.
+
+    Values are scaled to 0-255 (x 255 / 16) and resized bilinearly to ``size`` x ``size``. The
+    split is fixed and stratified, ``train_test_split(test_size=0.25, random_state=0,
+    stratify=labels)``: 1,347 training images (131 to 137 per class) and 450 test images
+    (43 to 46 per class).
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    bunch = load_digits()
+    images = torch.as_tensor(bunch.images, dtype=torch.float32)[:, None] / 16  # N x 1 x 8 x 8
+    labels = torch.as_tensor(bunch.target, dtype=torch.int64)
+    train_idx, test_idx = train_test_split(torch.arange(len(labels)).numpy(), stratify=labels,
+                                           **DIGITS_SPLIT)
+    idx = torch.as_tensor(train_idx if split == "train" else test_idx)
+    x = torch.nn.functional.interpolate(images[idx], size=(size, size), mode="bilinear",
+                                        align_corners=False)
+    return (x * 255).round().clamp(0, 255).to(torch.uint8), labels[idx]

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslbook import data
+from sslbook import data, optim
 
 THRESHOLD = 32  # a pixel belongs to an item's mask when its value is >= 32 (of 255)
 
@@ -205,7 +205,10 @@ class DenseTask(nn.Module):
     """``head(feature_map(encoder)(x))`` as a loss, ``forward(views, labels)``, so that
     :func:`sslbook.train.pretrain` trains it with ``labels=masks`` (segmentation) or
     ``labels=pack_boxes(boxes, labels)`` (detection). Give ``pretrain`` an ``augment`` that
-    keeps geometry, e.g. :func:`no_augment`: a crop or flip would move the targets."""
+    keeps geometry, e.g. :func:`no_augment`: a crop or flip would move the targets.
+    ``encoder_lr_scale=0`` freezes the encoder (no gradients, BatchNorm in eval mode) and
+    trains the head alone; :meth:`make_optimizer` gives the encoder that fraction of the head's
+    learning rate."""
 
     name = "dense"
     default_optimizer = {  # lr per 256 images, scaled by pretrain to the batch size
@@ -214,11 +217,40 @@ class DenseTask(nn.Module):
         "epochs, 1 CPU thread, about 1 min) lr 1e-2 gave test mIoU 0.31; for CenterNet "
         "4e-3 / 1.6e-2 gave mAP 0.30 / 0.33 (mAP@0.5 0.56 / 0.60), 2.0 only 0.01"}
 
-    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, head: nn.Module, encoder_lr_scale: float = 1.0
+                 ) -> None:
         super().__init__()
+        if encoder_lr_scale < 0:
+            raise ValueError(f"encoder_lr_scale must be >= 0 (0 freezes), not {encoder_lr_scale}")
         self.encoder, self.head = encoder, head
         self.features = feature_map(encoder)
-        self.config = {"head": type(head).__name__}
+        self.encoder_lr_scale = encoder_lr_scale
+        self.frozen = encoder_lr_scale == 0
+        self.encoder.requires_grad_(not self.frozen)
+        self.config = {"head": type(head).__name__, "encoder_lr_scale": encoder_lr_scale}
+
+    def train(self, mode: bool = True) -> DenseTask:
+        """As ``nn.Module.train``, but a frozen encoder stays in eval mode: its BatchNorm layers
+        keep the running statistics they had (a frozen encoder is not changed at all)."""
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()
+        return self
+
+    def make_optimizer(self, batch_size: int, lr: float | None = None) -> torch.optim.Optimizer:
+        """AdamW of :attr:`default_optimizer` (``lr``: per 256 images, scaled to the batch as
+        ``pretrain`` does): the head at lr, the encoder at ``encoder_lr_scale`` x lr (not at all
+        when frozen). Pass it to ``pretrain(..., optimizer=...)``. A smaller lr for pretrained
+        layers than for a new head is our choice, after ULMFiT's discriminative fine-tuning
+        (arXiv:1801.06146, Sec. 3.2), as in :func:`sslbook.evaluate.fine_tune`."""
+        spec = self.default_optimizer
+        head_lr = optim.scaled_lr(spec["lr"] if lr is None else lr, batch_size)
+        groups = [{"params": list(self.head.parameters()), "lr": head_lr}]
+        if not self.frozen:
+            groups.append({"params": list(self.encoder.parameters()),
+                           "lr": head_lr * self.encoder_lr_scale})
+        return optim.create_optimizer(spec["name"], groups, head_lr,
+                                      weight_decay=spec["weight_decay"])
 
     def predict(self, x: torch.Tensor):
         return self.head(self.features(x), x.shape[-2:])
@@ -236,6 +268,34 @@ class DenseTask(nn.Module):
 def no_augment(x: torch.Tensor, generator: torch.Generator | None = None) -> list[torch.Tensor]:
     """One view, the images themselves as floats in [0, 1]."""
     return [x.float() / 255 if x.dtype == torch.uint8 else x]
+
+
+# --------------------------------------------------------------------------- grids of runs
+def cached(folder, key: str, compute):
+    """``compute()``'s JSON-able result, stored as ``folder/key.json`` the first time and read
+    back from there afterwards; ``folder=None`` computes without storing. A grid of runs whose
+    cells go through ``cached`` resumes after an interruption: finished cells are read, the
+    rest computed (as ``benchmarks/checkpoints.py`` does under ``runs/checkpoints/``). The file
+    is written to a temporary name and renamed, so a cell killed while writing is computed
+    again, not read half-written."""
+    import json
+    import os
+    import re
+    from pathlib import Path
+
+    if not re.fullmatch(r"[A-Za-z0-9_.=-]+", key):
+        raise ValueError(f"cache key {key!r} must be letters, digits and _ . = - only")
+    if folder is None:
+        return compute()
+    path = Path(folder) / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    tmp.write_text(json.dumps(value))
+    os.replace(tmp, path)
+    return json.loads(path.read_text())
 
 
 # --------------------------------------------------------------------------- metrics

@@ -202,3 +202,28 @@ def test_real_fashion_mnist_when_installed():
     assert x.shape == (10000, 1, 28, 28) and torch.bincount(y).tolist() == [1000] * 10
     mean, std = data.STATS["fashion-mnist"]
     assert abs(x.float().div(255).mean().item() - mean[0]) < 0.01
+
+
+def test_digits_split_is_fixed_stratified_and_shaped_like_fashion_mnist():
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_digits
+
+    x, y = data.digits("train")
+    xt, yt = data.digits("test")
+    assert x.shape == (1347, 1, 28, 28) and xt.shape == (450, 1, 28, 28)
+    assert x.dtype == torch.uint8 and y.dtype == torch.int64 and int(x.max()) == 255
+    counts, test_counts = y.bincount(minlength=10), yt.bincount(minlength=10)
+    assert counts.min() >= 130 and (test_counts - 45).abs().max() <= 2  # stratified
+    again = data.digits("train")
+    assert torch.equal(x, again[0]) and torch.equal(y, again[1])  # fixed split
+    # every image, shrunk back to 8 x 8, is one of load_digits' images with its label
+    bunch = load_digits()
+    small = torch.nn.functional.interpolate(x[:20].float() / 255, size=(8, 8), mode="area")
+    originals = torch.as_tensor(bunch.images, dtype=torch.float32) / 16  # 1797 x 8 x 8
+    nearest = torch.cdist(small.flatten(1), originals.flatten(1)).argmin(1)
+    assert torch.equal(torch.as_tensor(bunch.target)[nearest], y[:20])
+    # train and test do not share an image
+    pairs = torch.cdist(x.flatten(1).float(), xt.flatten(1).float())
+    assert pairs.min() > 0
+    with pytest.raises(ValueError, match="split"):
+        data.digits("val")

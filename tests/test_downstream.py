@@ -187,3 +187,55 @@ def test_pretrain_trains_a_dense_task(scenes, task):
     # the last two steps' loss against the first two: measured 0.54 and 0.79
     ratio = sum(loss[-2:]) / sum(loss[:2])
     assert len(loss) == 12 and ratio < {"segmentation": 0.7, "detection": 0.9}[task]
+
+
+# --------------------------------------------------------------------------- frozen / lr
+def test_frozen_dense_task_leaves_the_encoder_unchanged(scenes):
+    images, masks, _, _ = scenes
+    torch.manual_seed(0)
+    encoder = models.create("convnet", width=4)
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}  # BN statistics included
+    task = downstream.DenseTask(encoder, downstream.SegmentationHead(16), encoder_lr_scale=0)
+    head_before = task.head.classifier.weight.clone()
+    optimizer = task.make_optimizer(batch_size=20)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == 2  # the head's weight, bias
+    train.pretrain(task, images, epochs=1, batch_size=20, augment=downstream.no_augment,
+                   labels=masks, optimizer=optimizer, device="cpu", progress=False)
+    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
+    assert not torch.equal(head_before, task.head.classifier.weight)  # the head did learn
+    assert not task.encoder.training and task.head.training
+
+
+def test_dense_optimizer_gives_the_encoder_a_fraction_of_the_lr():
+    encoder = models.create("convnet", width=4)
+    task = downstream.DenseTask(encoder, downstream.SegmentationHead(16), encoder_lr_scale=0.1)
+    optimizer = task.make_optimizer(batch_size=64, lr=0.02)  # 0.02 per 256 -> 0.005 at 64
+    lrs = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            lrs[id(p)] = group["lr"]
+    assert [lrs[id(p)] for p in task.head.parameters()] == pytest.approx([0.005] * 2)
+    assert [lrs[id(p)] for p in encoder.parameters()] == pytest.approx([0.0005] * 9)
+    assert all(p.requires_grad for p in encoder.parameters()) and task.train().encoder.training
+    with pytest.raises(ValueError, match="encoder_lr_scale"):
+        downstream.DenseTask(encoder, downstream.SegmentationHead(16), encoder_lr_scale=-1)
+
+
+# --------------------------------------------------------------------------- cached cells
+def test_cached_computes_once_and_resumes(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"accuracy": 0.5, "per_class": [1, 2]}
+
+    first = downstream.cached(tmp_path / "grid", "finetune-simclr-10-seed0", compute)
+    again = downstream.cached(tmp_path / "grid", "finetune-simclr-10-seed0", compute)
+    assert first == again == {"accuracy": 0.5, "per_class": [1, 2]} and len(calls) == 1
+    assert (tmp_path / "grid" / "finetune-simclr-10-seed0.json").is_file()
+    # a half-written file of a killed run has the .part suffix and is not read back
+    (tmp_path / "grid" / "other.part").write_text("{")
+    assert downstream.cached(tmp_path / "grid", "other", compute) == first and len(calls) == 2
+    assert downstream.cached(None, "x", compute) == first and len(calls) == 3  # not stored
+    with pytest.raises(ValueError, match="cache key"):
+        downstream.cached(tmp_path, "../escape", compute)

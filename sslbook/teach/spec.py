@@ -34,6 +34,18 @@ class Exercise:
 
 
 EXERCISES: tuple[Exercise, ...] = (
+    Exercise("1.1", "01", "loo_knn_votes", "check_loo_knn", 3,
+             (REFERENCE, "sslbook.evaluate"),
+             "the weighted kNN vote of Sec. 3.4 (InstDisc) turned into leave-one-out: cosine "
+             "similarity, the example itself left out, weights exp(s / T), votes per class"),
+    Exercise("1.2", "01", "stratified_subset", "check_few_labels", 2,
+             (REFERENCE, "sslbook.data"),
+             "a stratified few-label sample: per class, without replacement, unlabelled "
+             "examples skipped, reproducible from a seed"),
+    Exercise("1.3", "01", "standardise", "check_standardise", 2,
+             (REFERENCE, "sslbook.evaluate"),
+             "standardising features for the linear probe with the training statistics only, "
+             "constant features kept finite"),
     Exercise("8.1", "08", "my_positive_mask", "check_positive_mask", 2,
              (REFERENCE,),
              "the layout of a SimCLR batch: which of the 2N embeddings are positives, for any N"),
@@ -55,7 +67,7 @@ EXERCISES: tuple[Exercise, ...] = (
 )
 
 # Exercises left to the teacher (open questions, no automatic check): graded by hand.
-OPEN_EXERCISES = {"08": ("8.3",), "09": ()}
+OPEN_EXERCISES = {"01": (), "08": ("8.3",), "09": ()}
 
 
 def exercises(chapters: list[str] | tuple[str, ...],

@@ -46,6 +46,18 @@ EXERCISES: tuple[Exercise, ...] = (
              (REFERENCE, "sslbook.evaluate"),
              "standardising features for the linear probe with the training statistics only, "
              "constant features kept finite"),
+    Exercise("6.1", "06", "my_minibatch_kmeans", "check_minibatch_kmeans", 3,
+             (REFERENCE,),
+             "Sculley's mini-batch K-means step: assignment with the given centroids, a "
+             "per-centroid rate 1 / v (a running mean), counts updated, empty centroids kept"),
+    Exercise("6.2", "06", "my_pca", "check_pca", 2,
+             (REFERENCE, "sklearn.decomposition._pca"),
+             "PCA coordinates from the covariance matrix and eigh: centring, the order of "
+             "eigh's eigenvalues, coordinates rather than directions"),
+    Exercise("6.3", "06", "my_purity", "check_purity", 2,
+             (REFERENCE, "sklearn.metrics.cluster._supervised"),
+             "cluster purity in plain PyTorch: majority class per cluster, weighted by cluster "
+             "size, any cluster ids (DBSCAN's -1 included)"),
     Exercise("8.1", "08", "my_positive_mask", "check_positive_mask", 2,
              (REFERENCE,),
              "the layout of a SimCLR batch: which of the 2N embeddings are positives, for any N"),
@@ -67,7 +79,7 @@ EXERCISES: tuple[Exercise, ...] = (
 )
 
 # Exercises left to the teacher (open questions, no automatic check): graded by hand.
-OPEN_EXERCISES = {"01": (), "08": ("8.3",), "09": ()}
+OPEN_EXERCISES = {"01": (), "06": (), "08": ("8.3",), "09": ()}
 
 
 def exercises(chapters: list[str] | tuple[str, ...],

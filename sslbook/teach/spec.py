@@ -58,6 +58,18 @@ EXERCISES: tuple[Exercise, ...] = (
              (REFERENCE, "sklearn.metrics.cluster._supervised"),
              "cluster purity in plain PyTorch: majority class per cluster, weighted by cluster "
              "size, any cluster ids (DBSCAN's -1 included)"),
+    Exercise("7.1", "07", "my_uniformity", "check_uniformity", 2,
+             (REFERENCE,),
+             "Wang and Isola's uniformity loss: unit-sphere embeddings, pairs i != j only, the "
+             "Gaussian kernel of the squared distance, the log of the mean"),
+    Exercise("7.2", "07", "my_random_masking", "check_random_masking", 3,
+             (REFERENCE,),
+             "MAE's random masking with given noise: len_keep rounded down, the smallest noise "
+             "kept in order, the 0/1 mask in the original order, the inverse permutation"),
+    Exercise("7.3", "07", "my_effective_rank", "check_effective_rank", 2,
+             (REFERENCE,),
+             "RankMe, a label-free measure of dimensional collapse: singular values (not their "
+             "squares) of the uncentred embeddings, normalised, exp of the entropy"),
     Exercise("8.1", "08", "my_positive_mask", "check_positive_mask", 2,
              (REFERENCE,),
              "the layout of a SimCLR batch: which of the 2N embeddings are positives, for any N"),
@@ -79,7 +91,7 @@ EXERCISES: tuple[Exercise, ...] = (
 )
 
 # Exercises left to the teacher (open questions, no automatic check): graded by hand.
-OPEN_EXERCISES = {"01": (), "06": (), "08": ("8.3",), "09": ()}
+OPEN_EXERCISES = {"01": (), "06": (), "07": (), "08": ("8.3",), "09": ()}
 
 
 def exercises(chapters: list[str] | tuple[str, ...],

@@ -9,7 +9,11 @@ calls into it, or into the library function the exercise asks to re-write (docs/
 """
 
 from sslbook.exercises._reference.ch01 import *  # noqa: F403
+from sslbook.exercises._reference.ch02 import *  # noqa: F403
+from sslbook.exercises._reference.ch04 import *  # noqa: F403
+from sslbook.exercises._reference.ch05 import *  # noqa: F403
 from sslbook.exercises._reference.ch06 import *  # noqa: F403
 from sslbook.exercises._reference.ch07 import *  # noqa: F403
 from sslbook.exercises._reference.ch08 import *  # noqa: F403
 from sslbook.exercises._reference.ch09 import *  # noqa: F403
+from sslbook.exercises._reference.ch10 import *  # noqa: F403

@@ -1,4 +1,6 @@
-"""Chapter 2 checkers accept the solutions and reject plausible wrong answers."""
+"""Chapter 2 checkers: the solution and an equivalent rewrite pass, a bank of plausible wrong
+answers (mutants) is rejected (with a hint naming the mistake where one is recognised), hidden
+seeds change the inputs."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from sslbook import augment
 from sslbook.exercises.ch02 import (
     check_adjust_contrast,
     check_crop_params,
+    check_gaussian_blur,
     check_resized_crop,
-    check_solarize,
     ks_critical,
     ks_statistic,
 )
@@ -135,25 +137,83 @@ def test_crop_params_rejects_wrong_answers(wrong):
 
 
 # --------------------------------------------------------------------------- Exercise 2.3
-def solarize_strict(x, threshold=0.5):
-    return torch.where(x > threshold, 1.0 - x, x)
+SEEDS = (None, 1, 12345, 2**31 - 1)
 
 
-def solarize_below(x, threshold=0.5):
-    return torch.where(x < threshold, 1.0 - x, x)
+def blur_2d_kernel(x, sigma, kernel_size):
+    """Equivalent rewrite: one 2-D kernel (the outer product), per image, with a loop."""
+    r = kernel_size // 2
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    out = []
+    for image, s in zip(x, sigma):
+        w = torch.exp(-t**2 / (2 * s**2))
+        w = w / w.sum()
+        k2 = (w[:, None] * w[None, :]).expand(x.shape[1], 1, -1, -1)
+        padded = F.pad(image[None], (r, r, r, r), mode="reflect")
+        out.append(F.conv2d(padded, k2, groups=x.shape[1]))
+    return torch.cat(out)
 
 
-def solarize_invert_all(x, threshold=0.5):
-    return 1.0 - x
+def _blur_with(kernel_fn, mode="reflect", both=True):
+    def blur(x, sigma, kernel_size):
+        n, c, H, W = x.shape
+        r = kernel_size // 2
+        t = torch.arange(-r, r + 1, dtype=x.dtype)
+        k = kernel_fn(t, sigma.to(x.dtype)[:, None]).repeat_interleave(c, 0)
+        y = F.pad(x.reshape(1, n * c, H, W), (r, r, r, r), mode=mode)
+        y = F.conv2d(y, k.view(n * c, 1, 1, kernel_size), groups=n * c)
+        y = F.conv2d(y, k.view(n * c, 1, kernel_size, 1), groups=n * c) if both else \
+            y[:, :, r:-r, :]
+        return y.view(n, c, H, W)
+    return blur
 
 
-def test_solarize_accepts_solution():
-    assert check_solarize(solutions.my_solarize, verbose=False).passed
+def _norm(w):
+    return w / w.sum(1, keepdim=True)
 
 
-@pytest.mark.parametrize("wrong", [solarize_strict, solarize_below, solarize_invert_all])
-def test_solarize_rejects_wrong_answers(wrong):
-    assert not check_solarize(wrong, verbose=False).passed
+blur_unnormalised = _blur_with(lambda t, s: torch.exp(-0.5 * (t / s) ** 2))
+blur_zero_padding = _blur_with(lambda t, s: _norm(torch.exp(-0.5 * (t / s) ** 2)), "constant")
+blur_sigma_as_variance = _blur_with(lambda t, s: _norm(torch.exp(-0.5 * t**2 / s)))
+blur_no_half = _blur_with(lambda t, s: _norm(torch.exp(-((t / s) ** 2))))
+blur_one_direction = _blur_with(lambda t, s: _norm(torch.exp(-0.5 * (t / s) ** 2)), both=False)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_blur_accepts_solution_and_rewrite(seed):
+    assert check_gaussian_blur(solutions.my_gaussian_blur, verbose=False, seed=seed).passed
+    assert check_gaussian_blur(blur_2d_kernel, verbose=False, seed=seed).passed
+
+
+def test_blur_reference_is_the_librarys():
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(3, 2, 14, 14, generator=g)
+    # the library draws sigma uniformly in [low, high]: a degenerate interval fixes it
+    ours = solutions.my_gaussian_blur(x, torch.full((3,), 1.3), 5)
+    theirs = augment.gaussian_blur(x, kernel_size=5, sigma=(1.3, 1.3), p=1.0)
+    torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("wrong, words", [(blur_unnormalised, "not normalised"),
+                                          (blur_zero_padding, "zeros"),
+                                          (blur_sigma_as_variance, "variance"),
+                                          (blur_no_half, "1/2"),
+                                          (blur_one_direction, "one direction")])
+def test_blur_rejects_mutants_with_a_hint(wrong, words, seed):
+    result = check_gaussian_blur(wrong, verbose=False, seed=seed)
+    assert not result.passed and words in result.message, result.message
+
+
+def test_hidden_seeds_for_the_other_checkers():
+    for seed in (3, 2**31 - 1):
+        assert check_resized_crop(solutions.my_resized_crop, verbose=False, seed=seed).passed
+        assert not check_resized_crop(crop_swapped_sides, verbose=False, seed=seed).passed
+        assert check_crop_params(solutions.my_crop_params, verbose=False, seed=seed).passed
+        assert not check_crop_params(params_centred, verbose=False, seed=seed).passed
+        assert check_adjust_contrast(solutions.my_adjust_contrast, verbose=False,
+                                     seed=seed).passed
+        assert not check_adjust_contrast(contrast_channel_mean, verbose=False, seed=seed).passed
 
 
 # --------------------------------------------------------------------------- Exercise 2.4
@@ -189,7 +249,7 @@ def test_adjust_contrast_rejects_wrong_answers(wrong):
     assert not check_adjust_contrast(wrong, verbose=False).passed
 
 
-@pytest.mark.parametrize("checker", [check_resized_crop, check_crop_params, check_solarize,
+@pytest.mark.parametrize("checker", [check_resized_crop, check_crop_params, check_gaussian_blur,
                                      check_adjust_contrast])
 def test_unattempted_exercise_is_reported_not_raised(checker):
     result = checker(not_attempted, verbose=False)

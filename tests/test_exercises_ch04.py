@@ -8,11 +8,11 @@ import pytest
 import torch
 from solutions_loader import load_solutions, not_attempted
 
+from sslbook.exercises._reference.ch04 import reference_lrs
 from sslbook.exercises.ch04 import (
     check_adam_step,
     check_momentum_step,
     check_warmup_cosine,
-    reference_lrs,
 )
 
 solutions = load_solutions("ch04")

@@ -1,4 +1,5 @@
-"""Chapter 6 exercise checkers accept the solutions and reject plausible wrong answers."""
+"""Chapter 6 checkers: the solution and an equivalent rewrite pass, a bank of plausible wrong
+answers (mutants) is rejected with a hint naming the mistake, hidden seeds change the inputs."""
 
 from __future__ import annotations
 
@@ -8,14 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sslbook.exercises.ch06 import (
-    check_kmeans_step,
-    check_pca,
-    check_purity,
-    kmeans_step,
-    pca_project,
-    purity,
-)
+from sslbook.exercises._reference.ch06 import minibatch_kmeans_step, pca_project, purity
+from sslbook.exercises.ch06 import check_minibatch_kmeans, check_pca, check_purity
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,12 +27,26 @@ SOLUTIONS = load_solutions()
 
 
 # --------------------------------------------------------------------------- references
-def test_kmeans_step_reference_on_a_hand_example():
+def test_minibatch_reference_on_a_hand_example():
     X = torch.tensor([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 2.0]])
     C = torch.tensor([[1.0, 0.0], [9.0, 0.0], [100.0, 100.0]])
-    assignment, new = kmeans_step(X, C)
-    assert assignment.tolist() == [0, 0, 1, 1]
-    torch.testing.assert_close(new, torch.tensor([[0.0, 0.5], [10.0, 1.0], [100.0, 100.0]]))
+    counts = torch.tensor([2, 0, 5])
+    new, v = minibatch_kmeans_step(X, C, counts)
+    # centroid 0 had seen 2 points at (1, 0): (2 * (1, 0) + (0, 0) + (0, 1)) / 4
+    torch.testing.assert_close(new, torch.tensor([[0.5, 0.25], [10.0, 1.0], [100.0, 100.0]]))
+    assert v.tolist() == [4, 2, 5]
+
+
+def test_minibatch_reference_is_sculleys_loop():
+    """The vectorised running mean equals Algorithm 1's point-by-point loop (the solution)."""
+    g = torch.Generator().manual_seed(3)
+    X, C = torch.randn(40, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g,
+                                                                            dtype=torch.float64)
+    counts = torch.randint(0, 9, (5,), generator=g)
+    ours, v = minibatch_kmeans_step(X, C, counts)
+    loop, v_loop = SOLUTIONS.my_minibatch_kmeans(X, C, counts)
+    torch.testing.assert_close(ours, loop)
+    assert torch.equal(v, v_loop)
 
 
 def test_pca_reference_matches_sklearn_up_to_sign():
@@ -60,63 +69,112 @@ def test_purity_reference_on_a_hand_example():
 
 
 # --------------------------------------------------------------------------- solutions pass
-@pytest.mark.parametrize("check, fn", [
-    (check_kmeans_step, SOLUTIONS.my_kmeans_step),
-    (check_pca, SOLUTIONS.my_pca),
-    (check_purity, SOLUTIONS.my_purity),
+SEEDS = (None, 1, 12345, 2**31 - 1)
+
+
+def minibatch_vectorised(X, centroids, counts):
+    """Equivalent rewrite: move each centroid by n / (v + n) towards the mean of its n points."""
+    assignment = torch.cdist(X, centroids).argmin(1)
+    n = torch.bincount(assignment, minlength=len(centroids))
+    total = counts + n
+    new = centroids.clone()
+    for c in torch.nonzero(n).flatten():
+        batch_mean = X[assignment == c].mean(0)
+        new[c] = centroids[c] + (n[c] / total[c]) * (batch_mean - centroids[c])
+    return new, total
+
+
+def pca_svd(X, k):
+    centred = X - X.mean(0)
+    return centred @ torch.linalg.svd(centred, full_matrices=False)[2][:k].T
+
+
+def purity_one_hot(assignment, classes):
+    ids, cluster = assignment.unique(return_inverse=True)
+    _, cls = classes.unique(return_inverse=True)
+    table = torch.zeros(len(ids), int(cls.max()) + 1).index_put_(
+        (cluster, cls), torch.ones(len(cls)), accumulate=True)
+    return (table.max(1).values.sum() / len(classes)).item()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("check, fns", [
+    (check_minibatch_kmeans, (SOLUTIONS.my_minibatch_kmeans, minibatch_vectorised)),
+    (check_pca, (SOLUTIONS.my_pca, pca_svd)),
+    (check_purity, (SOLUTIONS.my_purity, purity_one_hot)),
 ])
-def test_solutions_pass(check, fn):
-    result = check(fn, verbose=False)
-    assert result.passed, result.message
+def test_solution_and_rewrite_pass(check, fns, seed):
+    for fn in fns:
+        result = check(fn, verbose=False, seed=seed)
+        assert result.passed, (fn.__name__, result.message)
 
 
 def test_unfinished_stub_is_reported_not_raised():
     def stub(*args):
         raise NotImplementedError
 
-    for check in (check_kmeans_step, check_pca, check_purity):
+    for check in (check_minibatch_kmeans, check_pca, check_purity):
         result = check(stub, verbose=False)
         assert not result.passed and "not attempted" in result.message
 
 
+def test_references_are_not_in_the_student_facing_module():
+    import sslbook.exercises.ch06 as ch06
+
+    for name in ("minibatch_kmeans_step", "kmeans_step", "pca_project", "purity"):
+        assert not hasattr(ch06, name), name
+
+
 # --------------------------------------------------------------------------- wrong answers
-def _update(X, C, assignment):
-    counts = torch.bincount(assignment, minlength=len(C))
+def mb_lloyd(X, C, counts):
+    assignment = torch.cdist(X, C).argmin(1)
+    n = torch.bincount(assignment, minlength=len(C))
     sums = torch.zeros_like(C).index_add_(0, assignment, X)
-    return counts, sums
+    return torch.where(n[:, None] > 0, sums / n.clamp_min(1)[:, None], C), counts + n
 
 
-def kmeans_argmax(X, C):
-    assignment = torch.cdist(X, C).argmax(1)
-    counts, sums = _update(X, C, assignment)
-    return assignment, torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], C)
+def mb_counts_stuck(X, C, counts):
+    return SOLUTIONS.my_minibatch_kmeans(X, C, counts)[0], counts
 
 
-def kmeans_global_mean(X, C):
+def mb_reassign(X, C, counts):
+    C, v = C.clone(), counts.clone()
+    for x in X:
+        c = torch.cdist(x[None], C).argmin()
+        v[c] += 1
+        C[c] += (x - C[c]) / v[c]
+    return C, v
+
+
+def mb_rate_before(X, C, counts):
+    C, v = C.clone(), counts.clone().double()
     assignment = torch.cdist(X, C).argmin(1)
-    return assignment, X.mean(0).expand_as(C).clone()
+    for i, x in enumerate(X):
+        c = assignment[i]
+        eta = 1.0 / v[c] if v[c] > 0 else 1.0
+        v[c] += 1
+        C[c] = (1 - eta) * C[c] + eta * x
+    return C, v
 
 
-def kmeans_empty_nan(X, C):
+def mb_empty_nan(X, C, counts):
     assignment = torch.cdist(X, C).argmin(1)
-    counts, sums = _update(X, C, assignment)
-    return assignment, sums / counts[:, None]
+    n = torch.bincount(assignment, minlength=len(C))
+    sums = torch.zeros_like(C).index_add_(0, assignment, X)
+    return (counts[:, None] * C + sums) / (counts + n)[:, None] * (n[:, None] > 0) + \
+        sums / n[:, None] * (n[:, None] == 0), counts + n
 
 
-def kmeans_empty_zero(X, C):
-    assignment = torch.cdist(X, C).argmin(1)
-    counts, sums = _update(X, C, assignment)
-    return assignment, sums / counts.clamp_min(1)[:, None]
-
-
+@pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("wrong, hint", [
-    (kmeans_argmax, "nearest"),
-    (kmeans_global_mean, "mean of the points assigned"),
-    (kmeans_empty_nan, "NaN"),
-    (kmeans_empty_zero, "stay exactly where it was"),
+    (mb_lloyd, "Lloyd step"),
+    (mb_counts_stuck, "counts were not updated"),
+    (mb_reassign, "re-assigned"),
+    (mb_rate_before, "before the count grew"),
+    (mb_empty_nan, "NaN"),
 ])
-def test_kmeans_step_rejects(wrong, hint):
-    result = check_kmeans_step(wrong, verbose=False)
+def test_minibatch_kmeans_rejects(wrong, hint, seed):
+    result = check_minibatch_kmeans(wrong, verbose=False, seed=seed)
     assert not result.passed
     assert hint in result.message, result.message
 
@@ -147,8 +205,9 @@ def pca_whitened(X, k):  # U columns: right directions, wrong scale
     (pca_directions, "shape"),
     (pca_whitened, "difference"),
 ])
-def test_pca_rejects(wrong, hint):
-    result = check_pca(wrong, verbose=False)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pca_rejects(wrong, hint, seed):
+    result = check_pca(wrong, verbose=False, seed=seed)
     assert not result.passed
     assert hint in result.message, result.message
 
@@ -172,7 +231,8 @@ def purity_as_accuracy(assignment, classes):
     (purity_unweighted, "weight each cluster"),
     (purity_as_accuracy, "weight each cluster"),
 ])
-def test_purity_rejects(wrong, hint):
-    result = check_purity(wrong, verbose=False)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_purity_rejects(wrong, hint, seed):
+    result = check_purity(wrong, verbose=False, seed=seed)
     assert not result.passed
     assert hint in result.message, result.message

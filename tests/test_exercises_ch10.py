@@ -10,14 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslbook.exercises.ch10 import (
-    byol_loss,
-    check_byol_loss,
-    check_cosine_tau,
-    check_ema_update,
-    cosine_tau_reference,
-    ema_update,
-)
+from sslbook.exercises._reference.ch10 import byol_loss, cosine_tau_reference, ema_update
+from sslbook.exercises.ch10 import check_byol_loss, check_cosine_tau, check_ema_update
 from sslbook.methods import BYOL, copy_frozen, cosine_tau, update_momentum
 from sslbook.models import create
 
@@ -135,3 +129,18 @@ def test_byol_loss_rejects_wrong_answers():
     for wrong, words in expected.items():
         result = check_byol_loss(wrong, verbose=False)
         assert not result.passed and words in result.message, result.message
+
+
+def test_references_are_not_in_the_student_facing_module():
+    import sslbook.exercises.ch10 as ch10
+
+    for name in ("ema_update", "cosine_tau_reference", "byol_loss"):
+        assert not hasattr(ch10, name), name
+
+
+def test_hidden_seeds_accept_the_solutions():
+    solutions = load_solutions()
+    for seed in (1, 12345, 2**31 - 1):
+        assert check_ema_update(solutions.my_ema_update, verbose=False, seed=seed).passed
+        assert check_cosine_tau(solutions.my_cosine_tau, verbose=False, seed=seed).passed
+        assert check_byol_loss(solutions.my_byol_loss, verbose=False, seed=seed).passed

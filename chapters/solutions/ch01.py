@@ -5,15 +5,18 @@ from __future__ import annotations
 import torch
 
 
-def knn_vote(similarities: torch.Tensor, neighbour_labels: torch.Tensor, num_classes: int,
-             temperature: float = 0.1) -> torch.Tensor:
-    """Class votes M x C: each of the k neighbours adds exp(s / T) to its own class."""
-    weights = (similarities / temperature).exp()  # M x k
-    votes = torch.zeros(len(similarities), num_classes, dtype=weights.dtype)  # M x C
-    return votes.scatter_add_(1, neighbour_labels, weights)
+def loo_knn_votes(features, labels, num_classes, k=20, temperature=0.1):
+    """Leave-one-out votes N x C: example i is voted on by its k most similar other examples."""
+    z = features / features.norm(dim=1, keepdim=True)  # N x D, unit rows
+    sim = z @ z.T  # N x N cosine similarities
+    sim.fill_diagonal_(float("-inf"))  # an example may not vote for itself
+    top_sim, top_idx = sim.topk(k, dim=1)  # N x k
+    weights = (top_sim / temperature).exp()  # N x k
+    votes = torch.zeros(len(z), num_classes, dtype=weights.dtype)  # N x C
+    return votes.scatter_add_(1, labels[top_idx], weights)
 
 
-def stratified_subset(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
+def stratified_subset(labels, per_class, seed=0):
     """Sorted indices of `per_class` examples of every class (label -1 never drawn)."""
     generator = torch.Generator().manual_seed(seed)
     chosen = []
@@ -23,8 +26,8 @@ def stratified_subset(labels: torch.Tensor, per_class: int, seed: int = 0) -> to
     return torch.cat(chosen).sort().values
 
 
-def cosine_similarity_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """S[i, j] = <a_i, b_j> / (|a_i| |b_j|) for a (M x D) and b (N x D)."""
-    a = a / a.norm(dim=1, keepdim=True)  # M x D, unit rows
-    b = b / b.norm(dim=1, keepdim=True)  # N x D, unit rows
-    return a @ b.T  # M x N
+def standardise(train, test):
+    """Both sets standardised per feature with the training mean and std (std 0 -> feature 0)."""
+    mean = train.mean(dim=0)  # D
+    std = train.std(dim=0).clamp_min(1e-6)  # D; a constant feature would divide by 0
+    return (train - mean) / std, (test - mean) / std

@@ -53,9 +53,17 @@ def my_crop_params(n: int, height: int, width: int, scale=(0.08, 1.0), ratio=(3 
     return tuple(torch.tensor(v) for v in zip(*boxes, strict=True))
 
 
-def my_solarize(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Pixels >= threshold become 1 - x; the others stay."""
-    return torch.where(x >= threshold, 1.0 - x, x)
+def my_gaussian_blur(x, sigma, kernel_size):
+    n, c, H, W = x.shape
+    r = kernel_size // 2
+    offsets = torch.arange(-r, r + 1, dtype=x.dtype)  # k
+    kernel = torch.exp(-offsets**2 / (2 * sigma.to(x.dtype)[:, None] ** 2))  # N x k
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)  # each kernel sums to 1
+    kernel = kernel.repeat_interleave(c, dim=0)  # N*C x k, one per channel of each image
+    y = F.pad(x.reshape(1, n * c, H, W), (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, kernel.view(n * c, 1, 1, kernel_size), groups=n * c)  # along rows
+    y = F.conv2d(y, kernel.view(n * c, 1, kernel_size, 1), groups=n * c)  # along columns
+    return y.view(n, c, H, W)
 
 
 def my_adjust_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:

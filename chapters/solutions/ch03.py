@@ -36,7 +36,7 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
     return (size + 2 * padding - span) // stride + 1
 
 
-def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+def patchify_reshape(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """B x C x H x W -> B x N x (C p p), patches row by row, each flattened as (C, p, p)."""
     b, c, h, w = images.shape
     p = patch_size
@@ -45,7 +45,7 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     return x.reshape(b, (h // p) * (w // p), c * p * p)  # B x N x (C p p)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
               mask: torch.Tensor | None = None) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v; where mask is False a score becomes -inf (never attended)."""
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # ... x L_q x L_k

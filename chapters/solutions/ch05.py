@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
+def my_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
                   smoothing: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy against (1 - eps) one_hot + eps / C (arXiv:1512.00567, Sec. 7)."""
     shifted = logits - logits.max(dim=1, keepdim=True).values  # B x C, row maximum 0
@@ -16,7 +16,7 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
     return -(target * log_p).sum(dim=1).mean()
 
 
-def pair_noise(labels: torch.Tensor, fraction: float, pairs: torch.Tensor,
+def my_pair_noise(labels: torch.Tensor, fraction: float, pairs: torch.Tensor,
                generator: torch.Generator | None = None) -> torch.Tensor:
     """In every class c, exactly round(fraction * n_c) random examples get the label pairs[c]."""
     noisy = labels.clone()
@@ -28,7 +28,7 @@ def pair_noise(labels: torch.Tensor, fraction: float, pairs: torch.Tensor,
     return noisy
 
 
-def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor,
+def my_confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor,
                      num_classes: int) -> torch.Tensor:
     """M[i, j] = number of examples of true class i predicted as class j."""
     matrix = torch.zeros(num_classes, num_classes, dtype=torch.long)

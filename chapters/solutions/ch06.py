@@ -3,15 +3,15 @@
 import torch
 
 
-def my_kmeans_step(X, centroids):
-    sq_dist = ((X * X).sum(1, keepdim=True) - 2 * X @ centroids.T
-               + (centroids * centroids).sum(1))  # N x k
-    assignment = sq_dist.argmin(1)  # N
-    counts = torch.bincount(assignment, minlength=len(centroids))  # k
-    sums = torch.zeros_like(centroids).index_add_(0, assignment, X)  # k x D
-    new_centroids = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None],
-                                centroids)  # k x D
-    return assignment, new_centroids
+def my_minibatch_kmeans(X, centroids, counts):
+    assignment = torch.cdist(X, centroids).argmin(1)  # B, nearest centroid as given
+    new_centroids, new_counts = centroids.clone(), counts.clone()
+    for i, x in enumerate(X):  # Sculley's Algorithm 1, point by point
+        c = assignment[i]
+        new_counts[c] += 1
+        eta = 1.0 / new_counts[c]  # per-centroid learning rate
+        new_centroids[c] = (1 - eta) * new_centroids[c] + eta * x
+    return new_centroids, new_counts
 
 
 def my_pca(X, k):

@@ -1,4 +1,4 @@
-"""Solutions to the exercises of Chapter 7 (Self-supervised learning)."""
+"""Solutions to the exercises of Chapter 7 (functions named as the notebook's stubs)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,26 @@ import torch
 import torch.nn.functional as F
 
 
-def nt_xent(z1, z2, temperature=0.5):
-    """NT-Xent (SimCLR, arXiv:2002.05709, Eq. 1): 2N anchors, each with one positive and the
-    2N - 2 other embeddings as negatives, cosine similarities divided by the temperature."""
-    n = len(z1)
-    z = F.normalize(torch.cat([z1, z2]), dim=1)  # 2N x D, unit rows
-    logits = z @ z.T / temperature  # 2N x 2N
-    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))  # no self
-    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])  # 2N: partner index
-    return F.cross_entropy(logits, positives)
+def my_uniformity(z, t=2.0):
+    z = F.normalize(z, dim=1)  # N x D on the unit sphere
+    sq_dist = torch.pdist(z, p=2).pow(2)  # N(N-1)/2 pairs i < j
+    return sq_dist.mul(-t).exp().mean().log()
 
 
-def make_rotation_batch(images):
-    """Each image rotated by 0, 90, 180, 270 degrees counter-clockwise, with targets 0-3."""
-    views = torch.cat([torch.rot90(images, k, dims=(-2, -1)) for k in range(4)])  # 4B x C x H x W
-    targets = torch.arange(4).repeat_interleave(len(images))  # 4B, grouped like the views
-    return views, targets
+def my_random_masking(x, mask_ratio, noise):
+    n, length, d = x.shape
+    len_keep = int(length * (1 - mask_ratio))
+    ids_shuffle = torch.argsort(noise, dim=1)  # N x L, small noise first: kept
+    ids_restore = torch.argsort(ids_shuffle, dim=1)  # N x L, undoes the shuffle
+    ids_keep = ids_shuffle[:, :len_keep]  # N x len_keep
+    x_masked = torch.gather(x, 1, ids_keep.unsqueeze(-1).repeat(1, 1, d))
+    mask = torch.ones(n, length)  # 1 = removed, in shuffled order
+    mask[:, :len_keep] = 0
+    mask = torch.gather(mask, 1, ids_restore)  # back to the original order
+    return x_masked, mask, ids_restore
 
 
-def feature_std(z):
-    """Std over samples of the L2-normalised rows, averaged over dimensions (SimSiam Fig. 2)."""
-    return F.normalize(z, dim=1).std(dim=0).mean()
+def my_effective_rank(z):
+    sigma = torch.linalg.svdvals(z)  # singular values of the embeddings as they are
+    p = sigma / sigma.sum() + 1e-7  # a distribution over the directions
+    return torch.exp(-(p * torch.log(p)).sum())

@@ -31,7 +31,8 @@ _CONV_CASES = (
 )
 
 
-def check_conv2d(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_conv2d(fn: Callable, verbose: bool = True,
+                 seed: int | None = None) -> CheckResult:
     """Check ``fn(x, weight, bias=None, stride=1, padding=0)`` against ``F.conv2d``.
 
     ``x`` is B x C_in x H x W (H and W may differ), ``weight`` C_out x C_in x k x k, ``bias``
@@ -40,7 +41,7 @@ def check_conv2d(fn: Callable, verbose: bool = True) -> CheckResult:
     """
 
     def test() -> tuple[bool, str]:
-        generator = torch.Generator().manual_seed(31)
+        generator = torch.Generator().manual_seed(31 if seed is None else seed + 31)
         for b, c_in, h, w, c_out, k, stride, padding, with_bias in _CONV_CASES:
             x = torch.randn(b, c_in, h, w, generator=generator)  # B x C_in x H x W
             weight = torch.randn(c_out, c_in, k, k, generator=generator)  # C_out x C_in x k x k
@@ -79,7 +80,8 @@ def _true_output_size(size: int, kernel_size: int, stride: int, padding: int,
                     dilation=(dilation, 1)).shape[2]
 
 
-def check_conv_output_size(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_conv_output_size(fn: Callable, verbose: bool = True,
+                           seed: int | None = None) -> CheckResult:
     """Check ``fn(size, kernel_size, stride=1, padding=0, dilation=1) -> int``.
 
     Compared with the side length that ``F.conv2d`` actually produces for every combination of
@@ -119,7 +121,8 @@ def check_conv_output_size(fn: Callable, verbose: bool = True) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- Exercise 3.3
-def check_patchify(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_patchify(fn: Callable, verbose: bool = True,
+                   seed: int | None = None) -> CheckResult:
     """Check ``fn(images, patch_size) -> B x N x (C * p * p)`` against ``F.unfold``.
 
     Patches are taken row by row (left to right, then top to bottom), and each is flattened
@@ -130,7 +133,7 @@ def check_patchify(fn: Callable, verbose: bool = True) -> CheckResult:
     """
 
     def test() -> tuple[bool, str]:
-        generator = torch.Generator().manual_seed(33)
+        generator = torch.Generator().manual_seed(33 if seed is None else seed + 33)
         for b, c, h, w, p in ((2, 1, 8, 8, 4), (2, 3, 8, 12, 4), (1, 3, 6, 9, 3),
                               (3, 2, 10, 4, 2)):
             x = torch.randn(b, c, h, w, generator=generator)  # B x C x H x W
@@ -161,7 +164,8 @@ def check_patchify(fn: Callable, verbose: bool = True) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- Exercise 3.4
-def check_attention(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_attention(fn: Callable, verbose: bool = True,
+                    seed: int | None = None) -> CheckResult:
     """Check ``fn(q, k, v, mask=None)`` against ``F.scaled_dot_product_attention``.
 
     ``q`` is ... x L_q x d, ``k`` ... x L_k x d, ``v`` ... x L_k x d_v and ``mask`` (optional) a
@@ -172,7 +176,7 @@ def check_attention(fn: Callable, verbose: bool = True) -> CheckResult:
     """
 
     def test() -> tuple[bool, str]:
-        generator = torch.Generator().manual_seed(34)
+        generator = torch.Generator().manual_seed(34 if seed is None else seed + 34)
         for shape_q, l_k, d_v, with_mask in (((2, 5, 16), 7, 8, False),
                                              ((2, 3, 4, 64), 6, 5, False),
                                              ((3, 6, 8), 6, 8, True),

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from sslbook.exercises import CheckResult, close, run_check
-from sslbook.optim import warmup_cosine
+from sslbook.exercises._reference.ch04 import reference_lrs as _reference_lrs
 
 StepFn = Callable[[torch.Tensor, torch.Tensor, dict, dict], torch.Tensor]
 
@@ -52,7 +52,8 @@ def _compare_with_torch(fn: StepFn, make_optimizer: Callable, hp: dict, lrs: Seq
 
 
 # --------------------------------------------------------------------------- Exercise 4.1
-def check_momentum_step(fn: StepFn, verbose: bool = True) -> CheckResult:
+def check_momentum_step(fn: StepFn, verbose: bool = True,
+                        seed: int | None = None) -> CheckResult:
     """Check ``fn(param, grad, state, hp) -> new param`` against ``torch.optim.SGD``.
 
     ``hp`` holds ``lr``, ``momentum``, ``dampening``, ``nesterov`` and ``weight_decay``; ``state``
@@ -79,11 +80,12 @@ def check_momentum_step(fn: StepFn, verbose: bool = True) -> CheckResult:
     ]
 
     def test() -> tuple[bool, str]:
-        for seed, (name, extra, lrs, hint) in enumerate(stages):
+        offset = 0 if seed is None else seed
+        for i, (name, extra, lrs, hint) in enumerate(stages):
             hp = {**base, **extra}
             ok, where = _compare_with_torch(
                 fn, lambda params, hp=hp: torch.optim.SGD(params, lr=0.1, **hp), hp, lrs,
-                grad_scale=1.0, seed=41 + seed)
+                grad_scale=1.0, seed=41 + offset + i)
             if not ok:
                 return False, f"{name}: {where}. Hint: {hint}"
         return True, ("heavy ball, Nesterov, dampening and weight decay match torch.optim.SGD "
@@ -93,7 +95,8 @@ def check_momentum_step(fn: StepFn, verbose: bool = True) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- Exercise 4.2
-def check_adam_step(fn: StepFn, verbose: bool = True) -> CheckResult:
+def check_adam_step(fn: StepFn, verbose: bool = True,
+                    seed: int | None = None) -> CheckResult:
     """Check ``fn(param, grad, state, hp) -> new param`` against ``torch.optim.Adam``/``AdamW``.
 
     ``hp`` holds ``lr``, ``betas`` (beta1, beta2), ``eps``, ``weight_decay`` and ``decoupled``:
@@ -122,12 +125,13 @@ def check_adam_step(fn: StepFn, verbose: bool = True) -> CheckResult:
     ]
 
     def test() -> tuple[bool, str]:
-        for seed, (name, extra, lrs, scale, cls, hint) in enumerate(stages):
+        offset = 0 if seed is None else seed
+        for i, (name, extra, lrs, scale, cls, hint) in enumerate(stages):
             hp = {**base, **extra}
             kwargs = {k: hp[k] for k in ("betas", "eps", "weight_decay")}
             ok, where = _compare_with_torch(
                 fn, lambda params, cls=cls, kwargs=kwargs: cls(params, lr=0.05, **kwargs), hp,
-                lrs, grad_scale=scale, seed=51 + seed)
+                lrs, grad_scale=scale, seed=51 + offset + i)
             if not ok:
                 return False, f"{name}: {where}. Hint: {hint}"
         return True, "Adam and AdamW match torch.optim.Adam / torch.optim.AdamW"
@@ -136,21 +140,10 @@ def check_adam_step(fn: StepFn, verbose: bool = True) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- Exercise 4.3
-def reference_lrs(base_lr: float, warmup_steps: int, total_steps: int,
-                  final_lr_fraction: float, num_steps: int) -> list[float]:
-    """The learning rates :func:`sslbook.optim.warmup_cosine` gives at steps 0 .. num_steps-1."""
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([param], lr=base_lr)
-    scheduler = warmup_cosine(optimizer, warmup_steps, total_steps, final_lr_fraction)
-    lrs = []
-    for _ in range(num_steps):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()  # no gradient: nothing moves, but the scheduler expects this order
-        scheduler.step()
-    return lrs
 
 
-def check_warmup_cosine(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_warmup_cosine(fn: Callable, verbose: bool = True,
+                        seed: int | None = None) -> CheckResult:
     """Check ``fn(step, base_lr, warmup_steps, total_steps, final_lr_fraction) -> lr``.
 
     The learning rate of :func:`sslbook.optim.warmup_cosine` at ``step`` (0-based): during
@@ -164,7 +157,7 @@ def check_warmup_cosine(fn: Callable, verbose: bool = True) -> CheckResult:
     def test() -> tuple[bool, str]:
         for base_lr, warmup, total, final in cases:
             steps = total + total // 2  # also past the end: the schedule must stay down
-            expected = reference_lrs(base_lr, warmup, total, final, steps)
+            expected = _reference_lrs(base_lr, warmup, total, final, steps)
             got = []
             for step in range(steps):
                 value = fn(step, base_lr, warmup, total, final)
@@ -194,4 +187,4 @@ def check_warmup_cosine(fn: Callable, verbose: bool = True) -> CheckResult:
     return run_check("Exercise 4.3 - linear warm-up then cosine", test, verbose)
 
 
-__all__ = ["check_adam_step", "check_momentum_step", "check_warmup_cosine", "reference_lrs"]
+__all__ = ["check_adam_step", "check_momentum_step", "check_warmup_cosine"]

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from sslbook.exercises import CheckResult, close, run_check
+from sslbook.exercises._reference.ch05 import confusion_reference as _confusion_reference
 
 
 # --------------------------------------------------------------------------- Exercise 5.1
@@ -45,14 +46,15 @@ def _smoothing_hint(got: torch.Tensor, logits: torch.Tensor, targets: torch.Tens
     return ""
 
 
-def check_cross_entropy(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_cross_entropy(fn: Callable, verbose: bool = True,
+                        seed: int | None = None) -> CheckResult:
     """``fn(logits B x C, targets B (int64), smoothing float) -> scalar``: the mean over the
     batch of the cross-entropy between the smoothed target (1 - eps) one_hot + eps / C and
     softmax(logits). ``smoothing=0`` is the plain cross-entropy of the chapter; large logits
     must not overflow (subtract the row maximum)."""
 
     def test() -> tuple[bool, str]:
-        generator = torch.Generator().manual_seed(5)
+        generator = torch.Generator().manual_seed(5 if seed is None else seed + 5)
         cases = [(8, 10, 0.0, 1.0), (16, 10, 0.1, 3.0), (6, 4, 0.3, 2.0), (5, 10, 0.0, 40.0),
                  (7, 3, 0.2, 40.0)]
         for batch, num_classes, smoothing, scale in cases:
@@ -82,9 +84,9 @@ def check_cross_entropy(fn: Callable, verbose: bool = True) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- Exercise 5.2
-def _class_counts() -> tuple[torch.Tensor, torch.Tensor]:
+def _class_counts(seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Shuffled labels with unequal class sizes 20, 40, 60, 80, 100, and a pair map."""
-    generator = torch.Generator().manual_seed(52)
+    generator = torch.Generator().manual_seed(52 if seed is None else seed + 52)
     labels = torch.cat([torch.full((n,), c, dtype=torch.long)
                         for c, n in enumerate((20, 40, 60, 80, 100))])
     labels = labels[torch.randperm(len(labels), generator=generator)]
@@ -92,17 +94,19 @@ def _class_counts() -> tuple[torch.Tensor, torch.Tensor]:
     return labels, pairs
 
 
-def check_pair_noise(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_pair_noise(fn: Callable, verbose: bool = True,
+                     seed: int | None = None) -> CheckResult:
     """``fn(labels N (int64), fraction float, pairs C (int64), generator) -> noisy N``: in every
     class c, exactly ``round(fraction * n_c)`` examples chosen at random get the label
     ``pairs[c]``; all others keep theirs; ``labels`` is not modified."""
 
     def test() -> tuple[bool, str]:
-        labels, pairs = _class_counts()
+        labels, pairs = _class_counts(seed)
         masks = []
-        for fraction, seed in ((0.25, 0), (0.5, 1), (0.5, 2), (0.0, 3), (1.0, 4)):
+        offset = 0 if seed is None else seed
+        for fraction, s in ((0.25, 0), (0.5, 1), (0.5, 2), (0.0, 3), (1.0, 4)):
             before = labels.clone()
-            noisy = fn(labels, fraction, pairs, torch.Generator().manual_seed(seed))
+            noisy = fn(labels, fraction, pairs, torch.Generator().manual_seed(offset + s))
             if not torch.equal(labels, before):
                 return False, "you modified `labels` in place; work on a copy (labels.clone())"
             noisy = torch.as_tensor(noisy)
@@ -138,25 +142,21 @@ def check_pair_noise(fn: Callable, verbose: bool = True) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- Exercise 5.3
-def confusion_reference(predicted: torch.Tensor, labels: torch.Tensor,
-                        num_classes: int) -> torch.Tensor:
-    """M[i, j] = number of examples of true class i predicted as class j (C x C, int64)."""
-    flat = labels.long() * num_classes + predicted.long()  # N
-    return torch.bincount(flat, minlength=num_classes ** 2).view(num_classes, num_classes)
 
 
-def check_confusion_matrix(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_confusion_matrix(fn: Callable, verbose: bool = True,
+                           seed: int | None = None) -> CheckResult:
     """``fn(predicted N, labels N, num_classes) -> C x C`` counts, rows = true class,
     columns = predicted class, every class present even when it never occurs."""
 
     def test() -> tuple[bool, str]:
-        generator = torch.Generator().manual_seed(53)
+        generator = torch.Generator().manual_seed(53 if seed is None else seed + 53)
         for n, num_classes, seen in ((50, 4, 4), (200, 6, 4), (1, 3, 3)):
             labels = torch.randint(0, seen, (n,), generator=generator)  # classes >= seen absent
             predicted = torch.randint(0, num_classes - 1, (n,), generator=generator)
             got = fn(predicted.clone(), labels.clone(), num_classes)
             got = torch.as_tensor(got)
-            expected = confusion_reference(predicted, labels, num_classes)
+            expected = _confusion_reference(predicted, labels, num_classes)
             if got.shape != expected.shape:
                 return False, (f"shape {tuple(got.shape)}, expected {tuple(expected.shape)}: "
                                "size it from num_classes, not from the labels that occur")
@@ -176,5 +176,4 @@ def check_confusion_matrix(fn: Callable, verbose: bool = True) -> CheckResult:
     return run_check("Exercise 5.3 confusion matrix", test, verbose)
 
 
-__all__ = ["check_confusion_matrix", "check_cross_entropy", "check_pair_noise",
-           "confusion_reference"]
+__all__ = ["check_confusion_matrix", "check_cross_entropy", "check_pair_noise"]

@@ -13,7 +13,6 @@ different answers, names the mistake when it recognises one, returns a
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 
 import torch
@@ -21,37 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslbook.exercises import CheckResult, close, run_check
+from sslbook.exercises._reference.ch10 import byol_loss as _byol_loss
+from sslbook.exercises._reference.ch10 import cosine_tau_reference as _cosine_tau_reference
 
-__all__ = ["byol_loss", "check_byol_loss", "check_cosine_tau", "check_ema_update",
-           "cosine_tau_reference", "ema_update"]
+__all__ = ["check_byol_loss", "check_cosine_tau", "check_ema_update"]
 
 
 # --------------------------------------------------------------------------- references
-@torch.no_grad()
-def ema_update(online: nn.Module, target: nn.Module, tau: float) -> None:
-    """In place, for every parameter: ``xi <- tau * xi + (1 - tau) * theta`` (BYOL Sec. 3.1);
-    ``online`` (theta) is left unchanged."""
-    for theta, xi in zip(online.parameters(), target.parameters(), strict=True):
-        xi.mul_(tau).add_(theta, alpha=1.0 - tau)
-
-
-def cosine_tau_reference(step: int, total_steps: int, tau_base: float) -> float:
-    """``tau = 1 - (1 - tau_base) * (cos(pi k / K) + 1) / 2`` (BYOL Sec. 3.3): tau_base at
-    k = 0, rising to 1 at k = K."""
-    return 1.0 - (1.0 - tau_base) * (math.cos(math.pi * step / total_steps) + 1.0) / 2.0
-
-
-def byol_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor,
-              z2: torch.Tensor) -> torch.Tensor:
-    """Symmetrised BYOL loss (Eq. 2, L + L~): online predictions ``p1, p2`` (B x D) of views 1
-    and 2 against the target projections of the *other* view, ``z2, z1`` (B x D), with a
-    stop-gradient on the targets; each term is the batch mean of ``2 - 2 cos``."""
-    def term(p, z):
-        p = F.normalize(p, dim=1)  # B x D
-        z = F.normalize(z.detach(), dim=1)  # B x D, no gradient into the target
-        return (2 - 2 * (p * z).sum(dim=1)).mean()
-
-    return term(p1, z2) + term(p2, z1)
 
 
 # --------------------------------------------------------------------------- Exercise 10.1
@@ -60,7 +35,8 @@ def _net(seed: int) -> nn.Module:
     return nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
 
 
-def check_ema_update(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_ema_update(fn: Callable, verbose: bool = True,
+                     seed: int | None = None) -> CheckResult:
     """Check ``fn(online, target, tau)``: updates ``target``'s parameters in place to
     ``tau * target + (1 - tau) * online`` and leaves ``online`` unchanged.
 
@@ -71,7 +47,8 @@ def check_ema_update(fn: Callable, verbose: bool = True) -> CheckResult:
 
     def test() -> tuple[bool, str]:
         for tau in (0.9, 0.3, 0.0, 1.0):
-            online, target0 = _net(0), _net(1)
+            online, target0 = (_net(0), _net(1)) if seed is None else (_net(seed),
+                                                                       _net(seed + 1))
             for p in target0.parameters():
                 p.requires_grad_(False)  # a target never receives gradients
             target = copy.deepcopy(target0)
@@ -104,7 +81,8 @@ def check_ema_update(fn: Callable, verbose: bool = True) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- Exercise 10.2
-def check_cosine_tau(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_cosine_tau(fn: Callable, verbose: bool = True,
+                     seed: int | None = None) -> CheckResult:
     """Check ``fn(step, total_steps, tau_base) -> float`` against BYOL's schedule
     ``1 - (1 - tau_base)(cos(pi k / K) + 1) / 2`` at every step of two runs (K = 10, 37).
 
@@ -113,10 +91,12 @@ def check_cosine_tau(fn: Callable, verbose: bool = True) -> CheckResult:
     """
 
     def test() -> tuple[bool, str]:
-        for total, base in ((10, 0.99), (37, 0.9)):
+        runs = ((10, 0.99), (37, 0.9)) if seed is None else (
+            (10 + seed % 41, 0.99), (5 + seed % 23, round(0.5 + (seed % 997) / 2000, 4)))
+        for total, base in runs:
             steps = range(total + 1)
             got = torch.tensor([float(fn(k, total, base)) for k in steps], dtype=torch.float64)
-            ref = torch.tensor([cosine_tau_reference(k, total, base) for k in steps],
+            ref = torch.tensor([_cosine_tau_reference(k, total, base) for k in steps],
                                dtype=torch.float64)
             ok, hint = close(got, ref, atol=1e-7, rtol=1e-7)
             if ok:
@@ -139,7 +119,8 @@ def check_cosine_tau(fn: Callable, verbose: bool = True) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- Exercise 10.3
-def check_byol_loss(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_byol_loss(fn: Callable, verbose: bool = True,
+                    seed: int | None = None) -> CheckResult:
     """Check ``fn(p1, p2, z1, z2) -> scalar``: the symmetrised BYOL loss, value and gradients.
 
     Rows of p and z have very different norms (so a loss without normalisation differs),
@@ -148,12 +129,12 @@ def check_byol_loss(fn: Callable, verbose: bool = True) -> CheckResult:
     """
 
     def test() -> tuple[bool, str]:
-        g = torch.Generator().manual_seed(0)
+        g = torch.Generator().manual_seed(0 if seed is None else seed + 0)
         b, d = 6, 8
         scale = torch.logspace(-1, 1, b).unsqueeze(1)  # B x 1, norms from 0.1 to 10
         tensors = [torch.randn(b, d, generator=g, dtype=torch.float64) * scale for _ in range(4)]
         ref_in = [t.clone().requires_grad_() for t in tensors]
-        ref = byol_loss(*ref_in)
+        ref = _byol_loss(*ref_in)
         ref.backward()
         got_in = [t.clone().requires_grad_() for t in tensors]
         got = fn(*got_in)

@@ -47,7 +47,8 @@ def _simsiam_variants(p1, p2, z1, z2) -> dict[str, torch.Tensor]:
     }
 
 
-def check_simsiam_loss(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_simsiam_loss(fn: Callable, verbose: bool = True,
+                       seed: int | None = None) -> CheckResult:
     """Check ``fn(p1, p2, z1, z2) -> scalar``: SimSiam's symmetrised loss with stop-gradient.
 
     The value must equal ``negative_cosine(p1, z2) / 2 + negative_cosine(p2, z1) / 2`` on
@@ -56,7 +57,7 @@ def check_simsiam_loss(fn: Callable, verbose: bool = True) -> CheckResult:
     """
 
     def test() -> tuple[bool, str]:
-        g = torch.Generator().manual_seed(111)
+        g = torch.Generator().manual_seed(111 if seed is None else seed + 111)
         for n, d in [(6, 5), (10, 3)]:
             base = [torch.randn(n, d, generator=g, dtype=torch.float64) for _ in range(4)]
             scale = [torch.exp(torch.randn(n, 1, generator=g, dtype=torch.float64))
@@ -119,12 +120,13 @@ def _sinkhorn_variants(scores: torch.Tensor, epsilon: float,
     }
 
 
-def check_sinkhorn(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_sinkhorn(fn: Callable, verbose: bool = True,
+                   seed: int | None = None) -> CheckResult:
     """Check ``fn(scores, epsilon, iterations) -> B x K`` codes against
     :func:`sslbook.losses.sinkhorn` for several shapes, epsilons and iteration counts."""
 
     def test() -> tuple[bool, str]:
-        g = torch.Generator().manual_seed(112)
+        g = torch.Generator().manual_seed(112 if seed is None else seed + 112)
         for B, K, eps, its in [(12, 4, 0.05, 3), (20, 7, 0.1, 1), (9, 15, 0.03, 2)]:
             u = F.normalize(torch.randn(B, 6, generator=g, dtype=torch.float64), dim=1)
             c = F.normalize(torch.randn(K, 6, generator=g, dtype=torch.float64), dim=1)
@@ -173,12 +175,13 @@ def _swap_variants(s1, s2, t, eps, its) -> dict[str, torch.Tensor]:
     }
 
 
-def check_swapped_prediction(fn: Callable, verbose: bool = True) -> CheckResult:
+def check_swapped_prediction(fn: Callable, verbose: bool = True,
+                             seed: int | None = None) -> CheckResult:
     """Check ``fn(scores1, scores2, temperature, epsilon, iterations) -> scalar`` against
     :func:`sslbook.losses.swav_loss`; the codes must carry no gradient."""
 
     def test() -> tuple[bool, str]:
-        g = torch.Generator().manual_seed(113)
+        g = torch.Generator().manual_seed(113 if seed is None else seed + 113)
         for B, K, t, eps, its in [(16, 6, 0.1, 0.05, 3), (10, 12, 0.2, 0.1, 2)]:
             u = F.normalize(torch.randn(2, B, 5, generator=g, dtype=torch.float64), dim=2)
             c = F.normalize(torch.randn(K, 5, generator=g, dtype=torch.float64), dim=1)

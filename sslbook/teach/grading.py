@@ -35,14 +35,19 @@ SOLUTIONS_DIR = Path(__file__).resolve().parents[2] / "chapters" / "solutions"
 
 
 def _module_file(name: str) -> str:
-    return str(Path(importlib.import_module(name).__file__).resolve())
+    """The file of a module, or the folder (ending with a separator) of a package: a package's
+    submodules are forbidden with it."""
+    path = Path(importlib.import_module(name).__file__).resolve()
+    return str(path.parent) + os.sep if path.name == "__init__.py" else str(path)
 
 
 @contextmanager
 def watch_calls(modules: tuple[str, ...]):
-    """Record calls, made inside the block, to Python functions defined in these modules (or in
-    chapters/solutions); yields the list of ``module.function`` names called."""
+    """Record calls, made inside the block, to Python functions defined in these modules (a
+    package: in any of its modules) or in chapters/solutions; yields the list of
+    ``module.function`` names called."""
     files = {_module_file(m): m for m in modules}
+    folders = [(f, m) for f, m in files.items() if f.endswith(os.sep)]
     solutions = str(SOLUTIONS_DIR)
     seen: list[str] = []
     previous = sys.getprofile()
@@ -51,6 +56,8 @@ def watch_calls(modules: tuple[str, ...]):
         if event == "call":
             filename = frame.f_code.co_filename
             where = files.get(filename)
+            if where is None:
+                where = next((m for f, m in folders if filename.startswith(f)), None)
             if where is None and filename.startswith(solutions):
                 where = "chapters/solutions/" + Path(filename).name
             if where is not None:

@@ -176,10 +176,15 @@ def features(encoder: torch.nn.Module, images: torch.Tensor, batch_size: int = 5
 
 
 def effective_rank(x: torch.Tensor) -> float:
-    """exp(entropy) of the normalised singular values of the centred N x D ``x``: D when every
-    direction is used equally, 1 when the points lie on a line (RankMe, Garrido et al., ICML
-    2023, arXiv:2210.02885, Eq. 1). It catches a collapse to a few dimensions, which the mean
-    per-dimension spread misses (points at +v and -v keep a spread near 1/sqrt(D))."""
+    """exp(entropy) of the normalised singular values of the centred N x D ``x`` (the effective
+    rank of Roy and Vetterli, 2007): D when the variation around the mean uses every direction
+    equally, 1 when the points lie on a line. RankMe (Garrido et al., ICML 2023,
+    arXiv:2210.02885, Eq. 1; Exercise 7.3) applies it to the uncentred embeddings; centring
+    makes it the effective rank of their covariance spectrum, the spectrum in which Jing et al.
+    (ICLR 2022, arXiv:2110.09348) see dimensional collapse. It catches a collapse to a few
+    directions, which the mean per-dimension spread misses (points at +v and -v keep a spread
+    of the order of 1/sqrt(D)); after a complete collapse (spread 0) only rounding noise is
+    left, whose rank means nothing, so read it together with the spread."""
     s = torch.linalg.svdvals(x.float() - x.float().mean(0))
     p = s / s.sum().clamp_min(1e-12) + 1e-12
     return torch.exp(-(p * p.log()).sum()).item()

@@ -61,8 +61,11 @@ test-teach: $(TEACH_STAMP)
 	PYTHONPATH=$(CURDIR) $(TEACH_VENV)/bin/python -m pytest -q tests/test_teach.py
 
 # The book as a website (_build/book/en, _build/book/zh): Sphinx + myst-nb + sphinx-book-theme
-# from the [book] extra, in .venv-book without the package (chapters are not executed), and
-# MathJax 3 from npm unpacked into .venv-book/mathjax (the site fetches nothing from elsewhere).
+# from the [book] extra, in .venv-book without the package, and MathJax 3 from npm unpacked into
+# .venv-book/mathjax (the site fetches nothing from elsewhere). Sphinx executes nothing: the
+# outputs are those of the notebooks tests/run_chapters.py executed and kept in _build/executed
+# (make test: fast mode; the Pages workflow: reader mode); the Chinese edition takes the English
+# outputs cell by cell (docs/book/outputs.py). Chapters not executed show no outputs.
 BOOK_VENV := .venv-book
 BOOK_STAMP := $(BOOK_VENV)/.installed
 MATHJAX_VERSION := 3.2.2
@@ -79,8 +82,9 @@ $(BOOK_STAMP): pyproject.toml
 	touch $@
 
 book: $(BOOK_STAMP)
-	for e in en zh; do SSLBOOK_EDITION=$$e $(BOOK_VENV)/bin/sphinx-build -q -W --keep-going -b html \
-	  -c docs/book -d _build/doctrees/$$e chapters/$$e _build/book/$$e || exit 1; done
+	for e in en zh; do $(BOOK_VENV)/bin/python docs/book/outputs.py $$e _build/book-src/$$e && \
+	  SSLBOOK_EDITION=$$e $(BOOK_VENV)/bin/sphinx-build -q -W --keep-going -b html \
+	  -c docs/book -d _build/doctrees/$$e _build/book-src/$$e _build/book/$$e || exit 1; done
 	rm -rf _build/book/jupyter_execute  # myst-nb's copies of the notebooks, not part of the site
 	cp docs/book/redirect.html _build/book/index.html
 

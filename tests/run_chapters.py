@@ -7,6 +7,10 @@ do in JupyterLab, where the kernel starts in the chapter's folder. ``--mode`` se
 ``SSLBOOK_MODE`` (see ``sslbook.mode``): ``fast`` (the default, as CI runs), ``reader`` (as a
 reader in JupyterLab), ``train`` or ``record`` (the only one that writes ``results/``).
 ``--full`` is the older name of ``--mode record``.
+
+The executed notebooks, with their outputs, are kept in ``_build/executed/<edition>/`` (``--keep
+DIR`` elsewhere, ``--keep ''`` not at all; only chapters whose cells all passed): ``make book``
+takes the website's outputs from there (docs/book/outputs.py).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated chapter prefixes, e.g. 01,08")
     parser.add_argument("--mode", choices=("fast", "reader", "train", "record"), default="fast")
     parser.add_argument("--full", action="store_true", help="the older name of --mode record")
+    parser.add_argument("--keep", default=str(ROOT / "_build" / "executed"),
+                        help="folder for the executed notebooks ('' keeps none)")
     args, pytest_args = parser.parse_known_args(argv)
     only = [p for p in args.only.split(",") if p]
     with tempfile.TemporaryDirectory(prefix="sslbook-chapters-") as tmp:
@@ -49,10 +55,19 @@ def main(argv: list[str] | None = None) -> int:
         if not notebooks:
             print("no chapter matched", file=sys.stderr)
             return 2
-        env = dict(os.environ, MPLBACKEND="Agg", PYTHONWARNINGS="ignore",
+        # Figures as the reader sees them (inline PNGs), so that the kept notebooks have them;
+        # with --keep '' nothing is kept and the faster Agg backend draws nowhere.
+        backend = "module://matplotlib_inline.backend_inline" if args.keep else "Agg"
+        env = dict(os.environ, MPLBACKEND=backend, PYTHONWARNINGS="ignore",
                    SSLBOOK_MODE="record" if args.full else args.mode)
         env.pop("SSLBOOK_FAST", None)
-        cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
+        plugins = []
+        if args.keep:
+            # tests/keep_outputs.py writes what nbval executed; pytest imports it from cwd.
+            shutil.copy(ROOT / "tests" / "keep_outputs.py", Path(tmp) / "sslbook_keep_outputs.py")
+            env["SSLBOOK_EXECUTED_DIR"] = str(Path(args.keep).resolve())
+            plugins = ["-p", "sslbook_keep_outputs"]
+        cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", *plugins,
                "--rootdir", tmp, "--nbval-cell-timeout", "600", "--durations", "0",
                *pytest_args, *notebooks]
         before = _snapshot()

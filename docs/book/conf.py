@@ -3,12 +3,14 @@
     SSLBOOK_EDITION=en sphinx-build -c docs/book chapters/en _build/book/en
     SSLBOOK_EDITION=zh sphinx-build -c docs/book chapters/zh _build/book/zh
 
-Nothing is fetched at build or view time: MathJax is a local copy (make book unpacks npm's
-mathjax@3 into .venv-book/mathjax), the theme ships its icons and uses system fonts. Chapters are
-not executed: SSLBOOK_BOOK_EXECUTE sets myst-nb's nb_execution_mode, but executing needs a kernel
-that imports sslbook, which .venv-book does not have yet (and takes minutes per chapter).
+(make book builds from _build/book-src/<edition>, the chapters with executed outputs merged in
+by docs/book/outputs.py.) Nothing is fetched at build or view time: MathJax is a local copy (make
+book unpacks npm's mathjax@3 into .venv-book/mathjax), the theme ships its icons and uses system
+fonts. Sphinx executes nothing: the outputs come from tests/run_chapters.py's run (fast mode in
+CI, reader mode for the published site), which kept the executed notebooks.
 """
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -21,6 +23,7 @@ from settings import BRANCH, NOTEBOOKS_BRANCH, REPOSITORY_URL  # noqa: E402
 
 EDITION = os.environ.get("SSLBOOK_EDITION", "en")
 OTHER = {"en": "zh", "zh": "en"}[EDITION]
+CHAPTERS = ROOT / "chapters" / EDITION  # the sources; Sphinx reads their staged copies
 
 project = {"en": "Self-supervised learning for vision", "zh": "视觉自监督学习"}[EDITION]
 author = "sslbook"
@@ -31,8 +34,8 @@ root_doc = "index"
 extensions = ["myst_nb"]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
-nb_execution_mode = os.environ.get("SSLBOOK_BOOK_EXECUTE", "off")
-nb_execution_timeout = 600
+nb_execution_mode = "off"  # outputs come from tests/run_chapters.py (docs/book/outputs.py)
+nb_merge_streams = True
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 suppress_warnings = ["myst.header"]  # chapters start at "# 8. SimCLR" and keep their numbers
 
@@ -72,15 +75,23 @@ def _page_context(app, pagename, templatename, context, doctree):
     # Every page has its twin in the other edition, at the same path.
     up = "../" * (pagename.count("/") + 1)
     context["sslbook_other_url"] = f"{up}{OTHER}/{pagename}.html"
-    source = Path(app.srcdir) / f"{pagename}.md"
+    source = CHAPTERS / f"{pagename}.md"
     is_notebook = source.is_file() and "```{code-cell}" in source.read_text(encoding="utf-8")
     context["sslbook_notebook"] = f"{pagename}.ipynb" if is_notebook else None
+    # Which run the outputs on this page come from (docs/book/outputs.py), said on the page
+    # unless it is the reader mode that the prose describes.
+    executed = Path(app.srcdir) / f"{pagename}.ipynb"
+    mode = None
+    if is_notebook and executed.is_file():
+        mode = json.loads(executed.read_text(encoding="utf-8"))["metadata"].get(
+            "sslbook", {}).get("mode")
+    context["sslbook_outputs_mode"] = mode if mode != "reader" else None
 
 
 def _notebooks(app, exception):
     # "Download notebook": the chapter as .ipynb next to its page, with the install cell.
     if exception is None and app.builder.format == "html":
-        for md in sorted(Path(app.srcdir).glob("*.md")):
+        for md in sorted(CHAPTERS.glob("*.md")):
             if "```{code-cell}" in md.read_text(encoding="utf-8"):
                 write_notebook(md, Path(app.outdir) / "_notebooks", EDITION)
 

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
-.PHONY: setup data lab test test-all test-teach lint unit chapters chapters-all bench checkpoints book notebooks clean
+.PHONY: setup data lab test test-all test-teach test-book lint unit chapters chapters-all bench checkpoints book notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check sslbook tests benchmarks
 
 unit: $(STAMP)
-	$(PY) -m pytest -q tests --ignore=tests/test_teach.py  # test-teach runs it, with Otter
+	$(PY) -m pytest -q tests --ignore=tests/test_teach.py --ignore=tests/test_browser.py \
+	  --ignore=tests/test_notebooks.py  # test-teach and test-book run these
 
 chapters: $(STAMP)
 	$(PY) tests/run_chapters.py --editions en
@@ -92,6 +93,23 @@ book: $(BOOK_STAMP)
 # book where it is missing (Colab).
 notebooks: $(BOOK_STAMP)
 	$(BOOK_VENV)/bin/python docs/book/notebooks.py _build/notebooks
+
+# The site in a real browser and a launchable notebook (tests/test_browser.py,
+# tests/test_notebooks.py): Debian's chromium driven by Playwright (no browser download), both
+# editions, every page, offline. Uses the outputs `make test` kept in _build/executed (runs
+# chapters 01 and 08 in fast mode first when there are none). Screenshots: _build/test-artifacts.
+BOOK_TEST_STAMP := $(BOOK_VENV)/.installed-test
+$(BOOK_TEST_STAMP): pyproject.toml $(BOOK_STAMP)
+	$(BOOK_VENV)/bin/python -m pip install --quiet $$($(BOOK_VENV)/bin/python -c "import tomllib; \
+	  print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['book-test']))")
+	touch $@
+
+test-book: $(BOOK_TEST_STAMP) setup
+	@command -v chromium >/dev/null || { echo "test-book needs Debian's chromium: apt-get install chromium fonts-noto-cjk" >&2; exit 2; }
+	@ls _build/executed/en/*.ipynb >/dev/null 2>&1 || $(PY) tests/run_chapters.py --only 01,08
+	$(MAKE) book notebooks
+	$(BOOK_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_book.py tests/test_browser.py
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_notebooks.py
 
 bench: setup
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)

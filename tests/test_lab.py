@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -73,6 +74,33 @@ def lab(tmp_path_factory):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _labextensions() -> str:
+    out = subprocess.run([sys.executable, "-m", "jupyterlab.labextensions", "list"],
+                         capture_output=True, text=True, timeout=120)
+    return re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
+
+
+@pytest.mark.skipif(not LAB.exists(), reason="JupyterLab is not installed (run make setup)")
+def test_jupyterlab_myst_is_installed_enabled_and_compatible():
+    # jupyterlab-myst renders the chapters' admonitions, math and roles in notebooks; an
+    # extension built for another JupyterLab is listed with an X and never loaded.
+    listing = _labextensions()
+    lines = [line for line in listing.splitlines() if "jupyterlab-myst" in line]
+    assert lines and all(re.search(r"\benabled\s+OK\b", line) for line in lines), listing
+    assert "not compatible" not in listing, listing
+
+
+def test_lab_serves_jupyterlab_myst(lab):
+    base, _ = lab
+    req = urllib.request.Request(f"{base}/lab", headers={"Authorization": f"token {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=30) as response:
+        page = response.read().decode()
+    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">'
+                                  r"(.*?)</script>", page, re.S).group(1))
+    names = {e["name"] for e in config["federated_extensions"]}
+    assert {"jupyterlab-myst", "jupyterlab-jupytext"} <= names, names
 
 
 def test_double_click_opens_chapters_as_notebooks(lab):

@@ -63,7 +63,8 @@ html_theme_options = {
                            "article-header-buttons.html"],
     "extra_footer": "",
 }
-html_context = {"sslbook_edition": EDITION, "sslbook_other": OTHER,
+html_context = {"default_mode": "auto",  # without it the theme logs an error on every page
+                "sslbook_edition": EDITION, "sslbook_other": OTHER,
                 "sslbook_other_name": {"en": "English", "zh": "中文"}[OTHER],
                 "sslbook_colab": "https://colab.research.google.com/github/"
                 + REPOSITORY_URL.split("github.com/", 1)[-1]

@@ -38,9 +38,11 @@ def chapters(edition: str) -> list[Path]:
                   if "```{code-cell}" in p.read_text(encoding="utf-8"))
 
 
-def write_notebook(md: Path, out: Path, edition: str) -> Path:
+def write_notebook(md: Path, out: Path, edition: str, url: str = REPOSITORY_URL,
+                   branch: str = BRANCH) -> Path:
+    """Write ``md`` as ``out/NAME.ipynb``; its first cell clones ``url`` at ``branch``."""
     nb = jupytext.read(md)
-    cell = new_code_cell(SETUP.format(branch=BRANCH, url=REPOSITORY_URL, edition=edition))
+    cell = new_code_cell(SETUP.format(branch=branch, url=url, edition=edition))
     cell.metadata["tags"] = ["sslbook-setup"]
     nb.cells.insert(0, cell)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",

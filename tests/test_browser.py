@@ -8,7 +8,9 @@ link leading to the same page of the other edition; on chapters the admonitions,
 ".ipynb" and "Colab" links, the outputs of the executed run and an image before every figure
 caption; Chinese text drawn with a CJK font (asked of the browser through the DevTools
 protocol, not read from CSS); search finds a chapter 8 term in both languages. Screenshots of
-three pages go to ``_build/test-artifacts/book``.
+three pages go to ``_build/test-artifacts/book``. Last, ``make lab``'s JupyterLab: a double-click
+opens chapter 1 as a notebook with its admonition rendered by jupyterlab-myst, and reading and
+saving it leaves ``git status`` as it was.
 
 Which chapters have outputs is decided by the run that ``make book`` found in
 ``_build/executed`` (docs/book/outputs.py); with ``SSLBOOK_BOOK_ALL_OUTPUTS=1`` (``.ci/run``,
@@ -22,8 +24,13 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
+import subprocess
 import threading
+import time
 import urllib.parse
+import urllib.request
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -283,3 +290,89 @@ def test_chinese_is_drawn_with_a_cjk_font(tab):
     own = page.evaluate("""() => [...document.querySelector('[data-cjk-probe]').childNodes]
         .filter(n => n.nodeType === 3).map(n => n.data).join('')""")
     assert cjk >= len(CJK.findall(own)) > 0, fonts
+
+
+# JupyterLab as `make lab` starts it: a double-click opens a chapter as a notebook, its MyST is
+# rendered (jupyterlab-myst), and reading and saving it leaves `git status` as it was.
+LAB_TOKEN = "sslbook-browser-test"
+
+
+@pytest.fixture(scope="module")
+def make_lab(tmp_path_factory):
+    # SSLBOOK_TEST_MAKE_ARGS: extra make arguments for a checkout whose .venv lives elsewhere.
+    extra = os.environ.get("SSLBOOK_TEST_MAKE_ARGS", "").split()
+    if not extra and not (ROOT / ".venv" / "bin" / "jupyter").exists():
+        pytest.skip("no .venv: make setup")
+    tmp = tmp_path_factory.mktemp("lab")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # A fresh workspace and no user settings: what a first `make lab` shows.
+    args = (f"--no-browser --ip=127.0.0.1 --port={port} --IdentityProvider.token={LAB_TOKEN} "
+            f"--LabApp.user_settings_dir={tmp}/settings --LabApp.workspaces_dir={tmp}/workspaces")
+    if os.geteuid() == 0:
+        args += " --allow-root"
+    before = _git_status()
+    log = open(tmp / "lab.log", "w")
+    proc = subprocess.Popen(["make", "lab", f"LAB_ARGS={args}", *extra], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(360):
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={LAB_TOKEN}", timeout=5)
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp / "lab.log").read_text()[-2000:]
+                time.sleep(0.5)
+        else:
+            pytest.fail("make lab's JupyterLab did not answer within 3 minutes")
+        yield base, before
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def _git_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_make_lab_opens_a_chapter_as_a_notebook_with_myst_rendered(browser, make_lab):
+    base, before = make_lab
+    tab = Tab(browser, base)
+    try:
+        page = tab.page
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        page.goto(f"{base}/lab?token={LAB_TOKEN}")
+
+        def item(name):
+            text = page.locator(".jp-DirListing-itemText",
+                                has_text=re.compile(rf"^{re.escape(name)}$"))
+            return page.locator(".jp-DirListing-item").filter(has=text).first
+
+        item("en").dblclick(timeout=120_000)
+        item("01-introduction.md").dblclick(timeout=60_000)
+        page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
+        assert page.locator(".jp-FileEditor:visible").count() == 0  # not opened as text
+        # The chapter's errata admonition, rendered by jupyterlab-myst (without it, the
+        # directive shows as a code block with the language "{admonition}").
+        page.evaluate("""() => [...document.querySelectorAll('.jp-MarkdownCell')]
+            .find(c => c.textContent.includes('Errata'))?.scrollIntoView()""")
+        admonition = page.locator(".jp-NotebookPanel aside.myst-admonition", has_text="Errata")
+        admonition.first.wait_for(timeout=60_000)
+        assert page.locator(".jp-NotebookPanel code[class*='{admonition}']").count() == 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "lab-en-01-introduction.png"))
+        # Save it, as autosave would: the chapter must stay byte for byte as it is in git.
+        page.locator(".jp-NotebookPanel").first.click(position={"x": 400, "y": 300})
+        page.keyboard.press("Control+s")
+        page.wait_for_timeout(3000)
+        assert _git_status() == before, "reading or saving a chapter in make lab changed files"
+        assert not tab.remote, f"requests that left the server: {sorted(set(tab.remote))[:10]}"
+    finally:
+        tab.close()

@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 
 __version__ = "0.1.0"
+# Where the book lives, named in this one place: the website's GitHub and Colab links
+# (docs/book/settings.py), the notebooks' first cell, the Pages workflow's `notebooks` branch
+# and the pinned download URL of the trained networks (sslbook.pretrained.URL) derive from it.
+REPOSITORY = "https://github.com/sslbook/sslbook"
 
 
 MODES = ("fast", "reader", "train", "record")

@@ -24,12 +24,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sslbook import methods, models
+from sslbook import REPOSITORY, methods, models
 
 FORMAT = "sslbook-pretrained"
 VERSION = 1
 REPO_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
-URL = "https://raw.githubusercontent.com/sslbook/sslbook/checkpoints-v1/checkpoints/"
+# The files at the tag checkpoints-v1 of the repository (the Pages workflow creates the tag).
+URL = (REPOSITORY.replace("https://github.com/", "https://raw.githubusercontent.com/", 1)
+       + "/checkpoints-v1/checkpoints/")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sslbook" / "checkpoints"
 # Parts of a method's state that a reader never needs: momentum copies and queues. On loading,
 # a momentum copy starts as a copy of its online network (as at the start of training).

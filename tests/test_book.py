@@ -9,9 +9,11 @@ shows is tested by tests/test_browser.py (``make test-book``).
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import re
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -163,3 +165,26 @@ def test_chinese_search_finds_chinese_words(site):
     assert chapter in docs("温度")  # temperature, a word jieba cuts out of the running text
     assert chapter in docs("对比")
     assert (site / "zh" / "_static" / "language_data.js").is_file()
+
+
+def test_the_repository_is_named_in_one_place():
+    # sslbook.REPOSITORY; the site's links, the notebooks' first cell, the Pages workflow and
+    # sslbook.pretrained.URL derive from it. No other code file spells it out.
+    init = (ROOT / "sslbook" / "__init__.py").read_text(encoding="utf-8")
+    url = re.search(r'^REPOSITORY = "([^"]+)"$', init, re.M).group(1)
+    slug = url.split("github.com/", 1)[1]
+    code = [p for p in ROOT.rglob("*") if p.is_file() and p.suffix in (".py", ".yml", ".html",
+                                                                         ".toml", ".cfg")
+            and not any(part.startswith((".", "_build")) and part not in (".github",)
+                        for part in p.relative_to(ROOT).parts[:-1])]
+    code += [ROOT / "Makefile", ROOT / ".ci" / "run"]
+    named = [str(p.relative_to(ROOT)) for p in code if slug in p.read_text(encoding="utf-8",
+                                                                            errors="replace")]
+    assert named == ["sslbook/__init__.py"], named
+    env = {k: v for k, v in os.environ.items() if k != "SSLBOOK_REPOSITORY_URL"}
+    out = subprocess.run([sys.executable, "-c", "import settings; print(settings.REPOSITORY_URL)"],
+                         cwd=ROOT / "docs" / "book", env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == url
+    pretrained = (ROOT / "sslbook" / "pretrained.py").read_text(encoding="utf-8")
+    assert re.search(r"^URL = \(REPOSITORY\.replace\(", pretrained, re.M)

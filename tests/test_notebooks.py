@@ -116,3 +116,10 @@ def test_generated_notebook_runs_in_a_fresh_kernel_outside_the_checkout(tmp_path
     assert Path(package) == clone / "sslbook" / "__init__.py"  # installed from the clone
     first = next(c for c in done.cells[1:] if c.cell_type == "code")  # the chapter's own
     assert "mode: fast" in "".join(o.get("text", "") for o in first.outputs)
+
+
+def test_no_notebook_is_committed():
+    # Notebooks are built (make notebooks) and published on the branch `notebooks`, never on main.
+    tracked = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert not tracked, tracked

@@ -37,7 +37,8 @@ myst_heading_anchors = 3
 nb_execution_mode = "off"  # outputs come from tests/run_chapters.py (docs/book/outputs.py)
 nb_merge_streams = True
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
-suppress_warnings = ["myst.header"]  # chapters start at "# 8. SimCLR" and keep their numbers
+suppress_warnings = ["myst.header",  # chapters start at "# 8. SimCLR" and keep their numbers
+                     "mystnb.unknown_mime_type"]  # e.g. a widget a reader's kernel may emit
 
 # MathJax 3 from the local copy, copied into _static/mathjax.
 MATHJAX = Path(os.environ.get("SSLBOOK_MATHJAX", ROOT / ".venv-book" / "mathjax"))

@@ -88,7 +88,7 @@ def test_jupyterlab_myst_is_installed_and_enabled():
     # JupyterLab 4.6 the list marks 2.7 "X" (built on @jupyter/ydoc 3), yet Lab loads it and
     # renders MyST: tests/test_browser.py opens a chapter and finds a rendered admonition.
     listing = _labextensions()
-    lines = [line for line in listing.splitlines() if "jupyterlab-myst" in line]
+    lines = [line for line in listing.splitlines() if re.match(r"\s+jupyterlab-myst v", line)]
     assert lines and all(re.search(r"\benabled\b", line) for line in lines), listing
     assert not re.search(r"jupyterlab-myst.*\bdisabled\b", listing), listing
 
@@ -102,6 +102,8 @@ def test_lab_serves_jupyterlab_myst(lab):
                                   r"(.*?)</script>", page, re.S).group(1))
     names = {e["name"] for e in config["federated_extensions"]}
     assert {"jupyterlab-myst", "jupyterlab-jupytext"} <= names, names
+    disabled = config.get("disabledExtensions", [])
+    assert not [d for d in disabled if d.split(":")[0] == "jupyterlab-myst"], disabled
 
 
 def test_double_click_opens_chapters_as_notebooks(lab):

@@ -13,7 +13,7 @@ from torch import nn
 
 from sslbook.losses import info_nce_queue
 from sslbook.methods.momentum import copy_frozen, update_momentum
-from sslbook.methods.splitbn import split_batchnorm
+from sslbook.methods.splitbn import split_batchnorm, splitting
 from sslbook.models import projection_mlp
 
 
@@ -87,7 +87,7 @@ class MoCo(nn.Module):
             self.projector = projection_mlp(feature_dim, hidden_dim, out_dim,
                                             batch_norm=head_batch_norm)
         # BatchNorm statistics per chunk in all BN layers (none: no split); the copies inherit it
-        self.split = bn_splits > 1 and sum(split_batchnorm(m, bn_splits)
+        self.split = bn_splits > 1 and sum(split_batchnorm(m)
                                            for m in (self.encoder, self.projector)) > 0
         self.encoder_k = copy_frozen(self.encoder)  # f_k, never receives gradients
         self.projector_k = copy_frozen(self.projector)
@@ -102,14 +102,19 @@ class MoCo(nn.Module):
             "head_batch_norm": head_batch_norm,
         }  # fmt: skip
 
+    def _split_forward(self, encoder: nn.Module, projector: nn.Module, x: torch.Tensor):
+        """``projector(encoder(x))`` in one forward, BN statistics per chunk of ``bn_splits``."""
+        with splitting(self.bn_splits if self.split else 1, encoder, projector):
+            return projector(encoder(x))  # N x D
+
     def _query(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.projector(self.encoder(x)), dim=1)  # N x D
+        return F.normalize(self._split_forward(self.encoder, self.projector, x), dim=1)  # N x D
 
     @torch.no_grad()  # keys: no gradient to the key encoder
     def _key(self, x: torch.Tensor) -> torch.Tensor:
         perm = torch.randperm(x.shape[0], device=x.device) if self.shuffle_bn else None
         x = x[perm] if perm is not None else x  # shuffle the key batch
-        k = self.projector_k(self.encoder_k(x))  # N x D, BN statistics per chunk
+        k = self._split_forward(self.encoder_k, self.projector_k, x)  # N x D
         if perm is not None:
             k = k[torch.argsort(perm)]  # unshuffle: k[i] belongs to image i again
         return F.normalize(k.float(), dim=1)  # N x D, float32 even under autocast

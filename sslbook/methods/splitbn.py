@@ -1,27 +1,32 @@
 """Split BatchNorm: per-sub-batch BatchNorm statistics in one forward (MoCo's shuffle BN on one
 device, as ``SplitBatchNorm`` in the official MoCo CIFAR-10 demo).
 
-In training mode the batch is cut into ``splits`` contiguous chunks (as ``x.chunk(splits)``)
-and each chunk is normalised with its own mean and variance. The running statistics receive the
-``splits`` momentum updates that ``splits`` separate forwards of the chunks would give, in
-closed form (``r <- (1 - m)^S r + sum_s m (1 - m)^(S-1-s) stat_s``), so one forward through
-split layers equals one encoder forward per chunk, to float rounding (loss and running
+Inside ``with splitting(n, *modules)``, in training mode, the batch is cut into ``n``
+contiguous chunks (as ``x.chunk(n)``) and each chunk is normalised with its own mean and
+variance. The running statistics receive the ``n`` momentum updates that ``n`` separate
+forwards of the chunks would give, in closed form
+(``r <- (1 - m)^n r + sum_s m (1 - m)^(n-1-s) stat_s``), so one forward through split layers
+equals one encoder forward per chunk, to float rounding (loss and running
 statistics to 1e-6, gradients to 1e-5: ``tests/test_gpu_ready.py``; on CUDA:
-``benchmarks/gpu_checks.py``). Evaluation mode is plain BatchNorm. Parameters and buffers are
-those of ``nn.BatchNorm1d/2d``, so state-dict keys do not change. Batches that do not divide
-into ``splits`` equal chunks take one BatchNorm call per chunk (same result, more kernels).
+``benchmarks/gpu_checks.py``). Outside ``splitting`` and in evaluation mode the layers are
+plain BatchNorm (the encoder used elsewhere behaves as before); they are subclasses of
+``nn.BatchNorm1d/2d`` with the same parameters and buffers, so state-dict keys do not change.
+Batches that do not divide into ``n`` equal chunks take one BatchNorm call per chunk (same
+result, more kernels).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from torch import nn
 
 
 class SplitBatchNorm(nn.modules.batchnorm._BatchNorm):
-    """BatchNorm over N x C or N x C x ... inputs with statistics per chunk in training mode."""
+    """BatchNorm with statistics per chunk in training mode when ``splits > 1``."""
 
-    def __init__(self, bn: nn.modules.batchnorm._BatchNorm, splits: int) -> None:
+    def __init__(self, bn: nn.modules.batchnorm._BatchNorm, splits: int = 1) -> None:
         super().__init__(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
         if bn.momentum is None:
             raise ValueError("SplitBatchNorm needs a BatchNorm with a momentum (not None)")
@@ -31,10 +36,6 @@ class SplitBatchNorm(nn.modules.batchnorm._BatchNorm):
             self.to(next(iter(state.values())).device)
         self.train(bn.training)
         self.splits = splits
-
-    def _check_input_dim(self, x: torch.Tensor) -> None:
-        if x.dim() < 2:
-            raise ValueError(f"expected an N x C (x ...) input, got shape {tuple(x.shape)}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         S, n = self.splits, x.shape[0]
@@ -65,14 +66,38 @@ class SplitBatchNorm(nn.modules.batchnorm._BatchNorm):
         self.num_batches_tracked.add_(S)
 
 
-def split_batchnorm(module: nn.Module, splits: int) -> int:
-    """Replace, in place, every ``BatchNorm1d/2d`` inside ``module`` by a
-    :class:`SplitBatchNorm` with the same weights and buffers; returns how many."""
+class SplitBatchNorm1d(SplitBatchNorm, nn.BatchNorm1d):
+    pass
+
+
+class SplitBatchNorm2d(SplitBatchNorm, nn.BatchNorm2d):
+    pass
+
+
+def split_batchnorm(module: nn.Module) -> int:
+    """Replace, in place, every ``BatchNorm1d/2d`` inside ``module`` by its split version with
+    the same weights and buffers (plain BatchNorm until :func:`splitting`); returns how many."""
     count = 0
     for name, child in module.named_children():
-        if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            setattr(module, name, SplitBatchNorm(child, splits))
+        if isinstance(child, SplitBatchNorm):
+            count += 1
+        elif isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            cls = SplitBatchNorm1d if isinstance(child, nn.BatchNorm1d) else SplitBatchNorm2d
+            setattr(module, name, cls(child))
             count += 1
         else:
-            count += split_batchnorm(child, splits)
+            count += split_batchnorm(child)
     return count
+
+
+@contextlib.contextmanager
+def splitting(n: int, *modules: nn.Module):
+    """Within the block, the split BatchNorm layers of ``modules`` use ``n`` chunks."""
+    layers = [m for module in modules for m in module.modules() if isinstance(m, SplitBatchNorm)]
+    for layer in layers:
+        layer.splits = n
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.splits = 1

@@ -139,15 +139,15 @@ def check_precision(device: torch.device, precision: str) -> None:
         resolved = resolve_precision(precision, device)
     except ValueError as err:
         return report("SKIP", name, str(err))
-    x = synthetic(1024, 1, 28)
+    x = synthetic(256, 1, 28)
     t = time.perf_counter()
-    history = pretrain(small("simclr"), x, epochs=2, batch_size=256, device=device,
+    history = pretrain(small("simclr"), x, epochs=2, batch_size=64, device=device,
                        augment=augment.preset("simclr", 28, 1), progress=False,
                        precision=resolved, sync_every=4)
     seconds = time.perf_counter() - t
     ok = len(history["loss"]) == 8 and all(math.isfinite(v) for v in history["loss"])
     report("PASS" if ok else "FAIL", name,
-           f"SimCLR convnet, 8 steps of 256: losses {history['loss'][0]:.3f} -> "
+           f"SimCLR convnet, 8 steps of 64: losses {history['loss'][0]:.3f} -> "
            f"{history['loss'][-1]:.3f}, {seconds:.1f} s (default here: "
            f"{resolve_precision(None, device)})", loss=history["loss"])
 

@@ -85,7 +85,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
     from sslbook import augment, data, methods, models
     from sslbook.checkpoint import load_checkpoint
-    from sslbook.train import build_optimizer, pretrain
+    from sslbook.train import build_optimizer, pretrain, resolve_precision
 
     if args.batch_size < 2:
         raise ValueError(f"--batch-size must be at least 2 (contrastive losses need negatives, "
@@ -94,6 +94,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         raise ValueError(f"--epochs and --knn-every must be >= 1, got {args.epochs}, "
                          f"{args.knn_every}")
     device, out = _device(args.device), Path(args.out)
+    resolve_precision(args.precision, device)  # a clear error before any data is loaded
     checkpoint_path = out / "checkpoint.pt"
     if checkpoint_path.exists() and not (args.resume or args.overwrite):
         raise ValueError(f"{checkpoint_path} already holds a run; pass --resume to continue it, "
@@ -127,6 +128,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         device=device, checkpoint_path=checkpoint_path, resume=args.resume,
         knn_data=(bank[0][:KNN_BANK], bank[1][:KNN_BANK], *test), knn_every=args.knn_every,
         seed=args.seed, max_minutes=args.max_minutes, progress=not args.no_progress,
+        precision=args.precision, compile=args.compile,
         meta={"dataset": args.dataset, "augment": preset, "subset": args.subset})
     summary = {"method": args.method, "arch": args.arch, "dataset": args.dataset,
                "args": {k: v for k, v in vars(args).items() if k != "run"}, **history}
@@ -291,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--knn-every", type=int, default=1, help="kNN monitor every N epochs")
     p.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this long")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="autocast precision (default: bf16 on a GPU with native bf16, else fp32;"
+                   " fp16 uses a GradScaler)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the encoders (minutes of compilation, then faster steps)")
     p.set_defaults(run=run_pretrain)
 
     p = sub.add_parser("evaluate", help="kNN or linear accuracy of a checkpoint's encoder")

@@ -136,7 +136,7 @@ def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)  # 2N x 2N
     logits = logits.masked_fill(self_mask, float("-inf"))  # 2N x 2N, k != i
     # row i < N has its positive at column i + N, row i >= N at column i - N
-    labels = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)  # 2N
+    labels = (torch.arange(2 * n, device=z.device) + n) % (2 * n)  # 2N: n..2n-1, 0..n-1
     return F.cross_entropy(logits, labels)
 
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from sslbook.losses import info_nce_queue
 from sslbook.methods.momentum import copy_frozen, update_momentum
+from sslbook.methods.splitbn import split_batchnorm, splitting
 from sslbook.models import projection_mlp
 
 
@@ -38,11 +39,12 @@ class MoCo(nn.Module):
     images, the model can match them through these statistics instead of through the image
     content, and the loss drops without good features. MoCo computes BN per GPU and shuffles the
     key batch across GPUs. On one device we do the same with ``bn_splits`` sub-batches (the
-    demo's SplitBatchNorm): queries go through the network in ``bn_splits`` contiguous chunks,
-    keys are shuffled, split into chunks, and unshuffled, so the statistics for ``q_i`` and
-    ``k_i`` come from different (random) subsets of the batch. ``bn_splits=1`` is plain BN over
-    the whole batch; ``shuffle_bn=False`` keeps the chunks but not the shuffle (the leaky
-    ablation of Sec. 3.3).
+    demo's SplitBatchNorm, :mod:`sslbook.methods.splitbn`: the BatchNorm layers of the encoders
+    and heads take their statistics per contiguous chunk, in one forward): keys are shuffled,
+    normalised per chunk, and unshuffled, so the statistics for ``q_i`` and ``k_i`` come from
+    different (random) subsets of the batch. ``bn_splits=1`` is plain BN over the whole batch; a
+    network without BatchNorm is not split at all; ``shuffle_bn=False`` keeps the chunks but
+    not the shuffle (the leaky ablation of Sec. 3.3).
     """
 
     default_optimizer = {
@@ -84,6 +86,9 @@ class MoCo(nn.Module):
         else:
             self.projector = projection_mlp(feature_dim, hidden_dim, out_dim,
                                             batch_norm=head_batch_norm)
+        # BatchNorm statistics per chunk in all BN layers (none: no split); the copies inherit it
+        self.split = bn_splits > 1 and sum(split_batchnorm(m)
+                                           for m in (self.encoder, self.projector)) > 0
         self.encoder_k = copy_frozen(self.encoder)  # f_k, never receives gradients
         self.projector_k = copy_frozen(self.projector)
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, out_dim), dim=1))  # KxD
@@ -98,8 +103,9 @@ class MoCo(nn.Module):
         }  # fmt: skip
 
     def _split_forward(self, encoder: nn.Module, projector: nn.Module, x: torch.Tensor):
-        """``projector(encoder(x))`` on ``bn_splits`` chunks, each with its own BN statistics."""
-        return torch.cat([projector(encoder(c)) for c in x.chunk(self.bn_splits)])  # N x D
+        """``projector(encoder(x))`` in one forward, BN statistics per chunk of ``bn_splits``."""
+        with splitting(self.bn_splits if self.split else 1, encoder, projector):
+            return projector(encoder(x))  # N x D
 
     def _query(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self._split_forward(self.encoder, self.projector, x), dim=1)  # N x D
@@ -118,16 +124,15 @@ class MoCo(nn.Module):
         n, size = k.shape[0], self.queue.shape[0]
         if n > size:
             raise ValueError(f"{n} keys per step do not fit a queue of {size}; raise queue_size")
-        ptr = int(self.queue_ptr)
-        idx = (ptr + torch.arange(n, device=k.device)) % size  # wraps around the end
-        self.queue[idx] = k.to(self.queue.dtype)  # replace the oldest keys
-        self.queue_ptr[0] = (ptr + n) % size
+        idx = (self.queue_ptr + torch.arange(n, device=k.device)) % size  # wraps at the end
+        self.queue[idx] = k.to(self.queue.dtype)  # replace the oldest keys (no host sync)
+        self.queue_ptr.copy_((self.queue_ptr + n) % size)
 
     def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         if len(views) != 2:
             raise ValueError(f"MoCo takes exactly 2 views (query and key), got {len(views)}")
         x1, x2 = views
-        if self.training and x1.shape[0] < 2 * self.bn_splits:
+        if self.training and self.split and x1.shape[0] < 2 * self.bn_splits:
             raise ValueError(
                 f"batch of {x1.shape[0]} is too small for bn_splits={self.bn_splits}: each "
                 "BatchNorm chunk needs >= 2 images; lower bn_splits or raise the batch size"

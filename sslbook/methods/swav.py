@@ -6,6 +6,7 @@ Contrasting Cluster Assignments", NeurIPS 2020, arXiv:2006.09882.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import torch
@@ -84,6 +85,15 @@ class SwAV(nn.Module):
         w = self.prototypes.weight  # K x D
         w.copy_(F.normalize(w, dim=1))
 
+    def prototype_scores(self, z: torch.Tensor) -> torch.Tensor:
+        """``z . c_k`` in float32 with autocast off, also under bf16/fp16 autocast: Sinkhorn
+        takes ``exp(score / 0.05)``, where bf16's 8 mantissa bits would blur the codes (the
+        library's rule for similarity matmuls, see :mod:`sslbook.losses`)."""
+        device = z.device.type
+        with torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device) \
+                else contextlib.nullcontext():
+            return F.linear(z.float(), self.prototypes.weight.float())  # N x K
+
     def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         n_views, n_large = len(views), self.n_large_crops
         if n_views < max(2, n_large):
@@ -93,15 +103,15 @@ class SwAV(nn.Module):
             raise ValueError("all views must hold the same B images: batch sizes differ")
         # one encoder pass per run of equal-sized crops (the official multi-resolution forward)
         h = [self.encoder(torch.cat(list(g))) for _, g in itertools.groupby(views, _size)]
-        z = F.normalize(self.projector(torch.cat(h)), dim=1)  # (V B) x D
-        scores = self.prototypes(z).chunk(n_views)  # V x (B x K): z . c_k, cosines
+        z = F.normalize(self.projector(torch.cat(h)).float(), dim=1)  # (V B) x D, float32
+        scores = self.prototype_scores(z).chunk(n_views)  # V x (B x K): z . c_k, cosines
         use_queue = self.queue.shape[1] > 0 and int(self.queue_count) >= self.queue.shape[1]
         loss = z.new_zeros(())
         for i in range(n_large):
             with torch.no_grad():  # codes are targets: no gradient through Sinkhorn
                 s = scores[i].detach()  # B x K
                 if use_queue:
-                    s = torch.cat([s, self.prototypes(self.queue[i])])  # (B + L) x K
+                    s = torch.cat([s, self.prototype_scores(self.queue[i])])  # (B + L) x K
                 q = sinkhorn(s, self.epsilon, self.sinkhorn_iterations)[:B]  # B x K, codes
             subloss = z.new_zeros(())
             for v in range(n_views):

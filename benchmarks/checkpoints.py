@@ -158,23 +158,36 @@ def train_one(name: str, recipe: dict, out: Path, fresh: bool, progress: bool,
 
 @torch.no_grad()
 def spread(method, images) -> dict:
-    """Std over the images of each l2-normalised output dimension, averaged over dimensions,
-    for the encoder (h), the projector (z) and the predictor (p) where the method has them,
-    in eval mode. A collapsed output has spread 0; a spread-out one about 1/sqrt(dim)."""
+    """For the encoder (h), the projector (z) and the predictor (p) where the method has them, in
+    eval mode: the std over the images of each l2-normalised output dimension, averaged over
+    dimensions (SimSiam Fig. 2: 0 when collapsed to one vector, about 1/sqrt(dim) when spread
+    out), and the effective rank of the l2-normalised outputs (:func:`effective_rank`)."""
     was = method.training
     method.eval()
     x = images.float() / 255
-    out, h = {}, method.encoder(x)
-    out["spread_h"] = torch.nn.functional.normalize(h, dim=1).std(0).mean().item()
+    outputs = {"h": method.encoder(x)}
     if hasattr(method, "projector"):
-        z = method.projector(h)
-        out["spread_z"] = torch.nn.functional.normalize(z, dim=1).std(0).mean().item()
+        outputs["z"] = method.projector(outputs["h"])
         predictor = getattr(method, "predictor", None)
         if predictor is not None and not isinstance(predictor, torch.nn.Identity):
-            p = predictor(z)
-            out["spread_p"] = torch.nn.functional.normalize(p, dim=1).std(0).mean().item()
+            outputs["p"] = predictor(outputs["z"])
+    out = {}
+    for key, value in outputs.items():
+        unit = torch.nn.functional.normalize(value.float(), dim=1)
+        out[f"spread_{key}"] = unit.std(0).mean().item()
+        out[f"rank_{key}"] = effective_rank(unit)
     method.train(was)
     return out
+
+
+def effective_rank(x: torch.Tensor) -> float:
+    """exp(entropy) of the normalised singular values of the centred N x D outputs: D when every
+    direction is used equally, 1 when they lie on a line (RankMe, Garrido et al., ICML 2023,
+    arXiv:2210.02885, Eq. 1; Roy & Vetterli 2007). Catches a collapse to a few dimensions, which
+    the mean per-dimension spread misses (points at +v and -v keep a spread near 1/sqrt(D))."""
+    s = torch.linalg.svdvals(x - x.mean(0))
+    p = s / s.sum().clamp_min(1e-12) + 1e-12
+    return torch.exp(-(p * p.log()).sum()).item()
 
 
 def card_for(name, recipe, method, history, n_images, file: Path, base: dict, train, test,
@@ -212,12 +225,10 @@ def card_for(name, recipe, method, history, n_images, file: Path, base: dict, tr
         "history": {"loss_first": history["loss"][0], "loss_last": history["loss"][-1],
                     "knn_monitor": history["knn"], "monitor": history.get("monitor", [])},
     }
-    every = recipe.get("monitor_every")
-    if every:  # the loss per window of `every` steps, next to the spread per step
-        losses = history["loss"]
-        card["history"]["loss_curve"] = [
-            {"step": s, "loss": round(sum(losses[s:s + every]) / len(losses[s:s + every]), 5)}
-            for s in range(0, len(losses), every)]
+    every, losses = recipe.get("monitor_every") or MONITOR_EVERY, history["loss"]
+    card["history"]["loss_curve"] = [  # the mean loss per window of `every` steps
+        {"step": s, "loss": round(sum(losses[s:s + every]) / len(losses[s:s + every]), 5)}
+        for s in range(0, len(losses), every)]
     if hasattr(method, "classifier"):  # supervised: the trained classifier itself, on the test set
         logits = evaluate.features(torch.nn.Sequential(method.encoder, method.classifier), test[0])
         card["classifier_test_accuracy"] = (logits.argmax(1) == test[1]).float().mean().item()

@@ -17,6 +17,10 @@ RESULTS = Path(os.environ.get("SSLBOOK_RESULTS", ROOT / "results"))  # run_all -
 
 
 def commit() -> str:
+    """The checkout's short commit (``-dirty`` with uncommitted changes); ``$SSLBOOK_COMMIT`` where
+    the copy has no git history (e.g. a working tree sent to a GPU machine)."""
+    if os.environ.get("SSLBOOK_COMMIT"):
+        return os.environ["SSLBOOK_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                              capture_output=True, check=True).stdout.strip()

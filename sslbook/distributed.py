@@ -22,8 +22,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["SyncBatchNorm", "all_reduce", "broadcast", "convert_sync_batchnorm", "gather",
-           "gather_rows", "init", "is_main", "rank", "shard", "world_size"]
+__all__ = ["SyncBatchNorm", "agree", "all_reduce", "broadcast", "convert_sync_batchnorm",
+           "gather", "gather_objects", "gather_rows", "init", "is_main", "rank", "shard",
+           "world_size"]
 
 
 def world_size() -> int:
@@ -122,6 +123,24 @@ def broadcast(x: torch.Tensor, src: int = 0) -> torch.Tensor:
         x = x.contiguous()
         dist.broadcast(x, src)
     return x
+
+
+def gather_objects(obj) -> list:
+    """``[obj of process 0, obj of process 1, ...]`` (picklable Python objects): ``[obj]`` alone."""
+    if world_size() == 1:
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def agree(*flags: bool) -> tuple[bool, ...]:
+    """Process 0's flags in every process (decisions that must be collective, e.g. to save)."""
+    if world_size() == 1:
+        return flags
+    out = [list(flags)]
+    dist.broadcast_object_list(out, src=0)
+    return tuple(out[0])
 
 
 @torch.no_grad()

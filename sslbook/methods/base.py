@@ -38,9 +38,16 @@ class Method(nn.Module):
     def record_config(self, arguments: dict) -> None:
         """``config`` = the constructor's arguments, by name from its signature (``encoder``
         excluded), taken from ``arguments`` (its ``locals()``: values resolved from ``None``,
-        such as a width that defaults to the encoder's, are recorded resolved)."""
-        names = [p for p in inspect.signature(type(self)).parameters if p != "encoder"]
-        self.config = {name: arguments[name] for name in names}
+        such as a width that defaults to the encoder's, are recorded resolved). The signature is
+        that of the first class in the MRO whose arguments these are (a subclass that adds its
+        own arguments records its parent's config)."""
+        for cls in type(self).__mro__:
+            names = [p for p in inspect.signature(cls.__init__).parameters
+                     if p not in ("self", "encoder")]
+            if all(name in arguments for name in names):
+                self.config = {name: arguments[name] for name in names}
+                return
+        raise TypeError(f"record_config: pass the constructor's locals(), got {sorted(arguments)}")
 
     def check_config(self) -> None:
         """Raise if ``config`` misses a constructor argument (a restore would then silently use

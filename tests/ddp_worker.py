@@ -9,13 +9,15 @@ imported by the test, so both sides run the same code.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
 
-from sslbook import distributed, methods, models
+from sslbook import distributed, losses, methods, models
 from sslbook.train import knn_monitor, pretrain
 
 B = 16  # the global batch; 8 images per process
@@ -67,6 +69,19 @@ def one_step(method: torch.nn.Module, model: torch.nn.Module, views: list[torch.
     return distributed.all_reduce(loss.detach()) / distributed.world_size()
 
 
+# Negative controls: each removes one thing the equivalence needs, and must break it.
+BROKEN = {
+    "simclr": lambda: mock.patch("sslbook.methods.simclr.info_nce", lambda *a, **k: losses.info_nce(
+        *a, **{**k, "gather_distributed": False})),  # negatives from this process only
+    "swav": lambda: mock.patch("sslbook.methods.swav.sinkhorn", lambda *a, **k: losses.sinkhorn(
+        *a, **{**k, "distributed_batch": False})),  # Sinkhorn on the local batch
+    "moco": lambda: mock.patch("sslbook.methods.moco.distributed.broadcast",
+                               lambda x, src=0: x if distributed.rank() == 0 else x.flip(0)),
+    # ^ each process its own key permutation
+    "simsiam": contextlib.nullcontext,  # BatchNorm per process (no SyncBatchNorm)
+}
+
+
 def tiny_images() -> torch.Tensor:
     """64 uint8 images whose first pixel is their index (to see who trained on what)."""
     x = (torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * 255).byte()
@@ -115,6 +130,17 @@ def main(out: Path) -> None:
         views = [distributed.shard(v) for v in full_views(name)]
         loss = one_step(method, model, views)
         torch.save({"loss": loss, "state": method.state_dict()}, out / f"{name}_rank{rank}.pt")
+
+    # 2b. the negative controls
+    for name, broken in BROKEN.items():
+        method = make(name, world)
+        if method.sync_batch_norm and name != "simsiam":
+            distributed.convert_sync_batchnorm(method)
+        model = torch.nn.parallel.DistributedDataParallel(method, broadcast_buffers=False)
+        with broken():
+            loss = one_step(method, model, [distributed.shard(v) for v in full_views(name)])
+        torch.save({"loss": loss, "state": method.state_dict()},
+                   out / f"broken-{name}_rank{rank}.pt")
 
     # 3. pretrain: each image once per epoch; resume 1 -> 2; a checkpoint for 2 -> 1
     seen = []

@@ -10,6 +10,7 @@ per epoch, checkpoints that move between 1 and 2 processes, and the gathered kNN
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -97,6 +98,22 @@ def test_one_step_on_two_processes_equals_one_process_on_the_whole_batch(two, na
     assert moved > 1e-3  # power: the step changed the weights
 
 
+@pytest.mark.parametrize("name", list(W.BROKEN))
+def test_negative_controls_break_the_equality(two, name):
+    """Negatives of one process only, Sinkhorn on the local batch, one key permutation per
+    process, BatchNorm per process: each alone makes two processes differ from one."""
+    method = W.make(name, 1)
+    before = {k: v.clone() for k, v in method.state_dict().items()}
+    loss = W.one_step(method, method, W.full_views(name))
+    got = load(two, f"broken-{name}")
+    same_loss = torch.allclose(got["loss"], loss, rtol=1e-5, atol=1e-5)
+    same_update = all(torch.allclose(got["state"][k] - before[k], v - before[k], rtol=1e-4,
+                                     atol=1e-5)
+                      for k, v in method.state_dict().items()
+                      if v.dtype.is_floating_point and "running" not in k)
+    assert not (same_loss and same_update)
+
+
 def test_each_image_once_per_epoch_across_processes(two):
     seen = [load(two, "seen", r)["seen"] for r in (0, 1)]
     ids = [i for rank in seen for batch in rank for i in batch]
@@ -145,3 +162,22 @@ def test_one_process_helpers_are_the_identity():
     assert isinstance(sync[0], distributed.SyncBatchNorm)
     torch.testing.assert_close(sync(x), torch.nn.functional.batch_norm(x, None, None,
                                                                        training=True))
+
+
+def test_torchrun_cli_runs_and_resumes(tmp_path):
+    """``torchrun --standalone --nproc_per_node=2 -m sslbook pretrain ... --device cpu``."""
+    out = tmp_path / "run"
+    argv = ["-m", "sslbook", "pretrain", "--method", "simclr", "--subset", "256",
+            "--batch-size", "64", "--epochs", "2", "--device", "cpu", "--out", str(out),
+            "--no-progress"]
+    first = torchrun(*argv, "--max-minutes", "0")  # stops (and checkpoints) after one step
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 1
+    done = torchrun(*argv, "--resume")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("wrote") == 1  # one process reports
+    history = json.loads((out / "history.json").read_text())
+    assert history["world_size"] == 2 and history["epochs_done"] == 2
+    assert len(history["loss"]) == 8 and [k["epoch"] for k in history["knn"]] == [1, 2]
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["world_size"] == 2 and (ckpt["epoch"], ckpt["step"]) == (2, 0)

@@ -101,7 +101,7 @@ def gather(x: torch.Tensor) -> torch.Tensor:
 
 
 def shard(x: torch.Tensor) -> torch.Tensor:
-    """This process's share of the rows of ``x`` (``tensor_split``: the inverse of :func:`gather`)."""
+    """This process's share of the rows of ``x`` (``tensor_split``; inverse of :func:`gather`)."""
     return torch.tensor_split(x, world_size())[rank()] if world_size() > 1 else x
 
 

@@ -28,9 +28,9 @@ class SimCLR(Method):
     head as one batch, as in the official code, so BatchNorm sees both views together.
 
     In several processes the negatives are the global batch (``gather_distributed``, gathered
-    with gradients) and BatchNorm is global (``sync_batch_norm``): "we aggregate BN mean and
-    variance over all devices during the training" (Sec. 2.2), so that the positive pair cannot
-    be told apart by statistics of its own device.
+    with gradients) and BatchNorm is global (``sync_batch_norm``): the paper aggregates the BN
+    mean and variance over all devices (Sec. 2.2, "Global BN"), so that a positive pair cannot
+    be matched through the statistics of its own device.
     """
 
     default_optimizer = {

@@ -142,8 +142,8 @@ def train_one(name: str, recipe: dict, out: Path, fresh: bool, progress: bool,
             logits = evaluate.features(torch.nn.Sequential(m.encoder, m.classifier), x_val)
             return {"val_accuracy": (logits.argmax(1) == y_val).float().mean().item()}
 
-    def monitor(m):  # collapse: spread of the l2-normalised outputs (SimSiam Fig. 2), eval mode
-        out = spread(m, xt[:PROBE])
+    def monitor(m):  # collapse: spread and rank of h, z, p (SimSiam Fig. 2), eval mode
+        out = evaluate.collapse_stats(m, xt[:PROBE])
         return {**out, **validation(m)} if validation is not None else out
     history = pretrain(method, x, epochs=recipe["epochs"], batch_size=batch,
                        augment=make_augment(recipe["augment"]), optimizer=optimizer,
@@ -156,40 +156,6 @@ def train_one(name: str, recipe: dict, out: Path, fresh: bool, progress: bool,
     return method, history, len(x)
 
 
-@torch.no_grad()
-def spread(method, images) -> dict:
-    """For the encoder (h), the projector (z) and the predictor (p) where the method has them, in
-    eval mode: the std over the images of each l2-normalised output dimension, averaged over
-    dimensions (SimSiam Fig. 2: 0 when collapsed to one vector, about 1/sqrt(dim) when spread
-    out), and the effective rank of the l2-normalised outputs (:func:`effective_rank`)."""
-    was = method.training
-    method.eval()
-    x = images.float() / 255
-    outputs = {"h": method.encoder(x)}
-    if hasattr(method, "projector"):
-        outputs["z"] = method.projector(outputs["h"])
-        predictor = getattr(method, "predictor", None)
-        if predictor is not None and not isinstance(predictor, torch.nn.Identity):
-            outputs["p"] = predictor(outputs["z"])
-    out = {}
-    for key, value in outputs.items():
-        unit = torch.nn.functional.normalize(value.float(), dim=1)
-        out[f"spread_{key}"] = unit.std(0).mean().item()
-        out[f"rank_{key}"] = effective_rank(unit)
-    method.train(was)
-    return out
-
-
-def effective_rank(x: torch.Tensor) -> float:
-    """exp(entropy) of the normalised singular values of the centred N x D outputs: D when every
-    direction is used equally, 1 when they lie on a line (RankMe, Garrido et al., ICML 2023,
-    arXiv:2210.02885, Eq. 1; Roy & Vetterli 2007). Catches a collapse to a few dimensions, which
-    the mean per-dimension spread misses (points at +v and -v keep a spread near 1/sqrt(D))."""
-    s = torch.linalg.svdvals(x - x.mean(0))
-    p = s / s.sum().clamp_min(1e-12) + 1e-12
-    return torch.exp(-(p * p.log()).sum()).item()
-
-
 def card_for(name, recipe, method, history, n_images, file: Path, base: dict, train, test,
              command: str, where: str):
     method.eval()
@@ -198,7 +164,8 @@ def card_for(name, recipe, method, history, n_images, file: Path, base: dict, tr
     spec = {**method.default_optimizer, **recipe.get("optimizer", {})}
     spe = n_images // batch
     card = {
-        "name": name, "method": method_name(method), "config": method.config,
+        "name": name, "method": method_name(method), "ablation_of": recipe.get("ablation_of"),
+        "config": method.config,
         "arch": method.encoder.config, "dataset": "fashion-mnist",
         "split": ("train minus a 5,000-image validation set (randperm seed 0), with labels"
                   if name == "supervised" else "train, 60,000 images, labels unused"),

@@ -4,7 +4,8 @@ Raw pixels are features too, so the book's first baselines (Chapter 1) use exact
 that later chapters use for self-supervised encoders. :func:`features` turns images into
 encoder features; :func:`few_label_accuracy` repeats a protocol on a few labels per class;
 :func:`fine_tune` trains a copy of the encoder with a linear head end to end;
-:func:`calibrate_batchnorm` prepares a randomly initialised encoder as a baseline.
+:func:`calibrate_batchnorm` prepares a randomly initialised encoder as a baseline;
+:func:`collapse_stats` measures whether a network's outputs collapsed.
 """
 
 from __future__ import annotations
@@ -172,6 +173,41 @@ def features(encoder: torch.nn.Module, images: torch.Tensor, batch_size: int = 5
     finally:
         encoder.train(was_training)
     return torch.cat(out)  # N x D
+
+
+def effective_rank(x: torch.Tensor) -> float:
+    """exp(entropy) of the normalised singular values of the centred N x D ``x``: D when every
+    direction is used equally, 1 when the points lie on a line (RankMe, Garrido et al., ICML
+    2023, arXiv:2210.02885, Eq. 1). It catches a collapse to a few dimensions, which the mean
+    per-dimension spread misses (points at +v and -v keep a spread near 1/sqrt(D))."""
+    s = torch.linalg.svdvals(x.float() - x.float().mean(0))
+    p = s / s.sum().clamp_min(1e-12) + 1e-12
+    return torch.exp(-(p * p.log()).sum()).item()
+
+
+@torch.no_grad()
+def collapse_stats(method: torch.nn.Module, images: torch.Tensor) -> dict:
+    """For the encoder (``h``), the projector (``z``) and the predictor (``p``) where ``method``
+    has them, in eval mode on uint8 ``images``: ``spread_*``, the std over the images of each
+    l2-normalised output dimension averaged over dimensions (SimSiam, arXiv:2011.10566, Fig. 2:
+    0 when every image gives the same vector, about 1/sqrt(dim) when spread out), and
+    ``rank_*``, the :func:`effective_rank` of the l2-normalised outputs."""
+    was = method.training
+    method.eval()
+    x = images.to(_device_of(method)).float() / 255
+    outputs = {"h": method.encoder(x)}
+    if hasattr(method, "projector"):
+        outputs["z"] = method.projector(outputs["h"])
+        predictor = getattr(method, "predictor", None)
+        if predictor is not None and not isinstance(predictor, torch.nn.Identity):
+            outputs["p"] = predictor(outputs["z"])
+    out = {}
+    for key, value in outputs.items():
+        unit = F.normalize(value.float(), dim=1)
+        out[f"spread_{key}"] = unit.std(0).mean().item()
+        out[f"rank_{key}"] = effective_rank(unit)
+    method.train(was)
+    return out
 
 
 @torch.no_grad()

@@ -217,3 +217,49 @@ def compare(name: str, n_train: int = 10_000, n_test: int = 2_000, seed: int = 0
     for row, v in live.items():
         print(f"{row:<24}{v:>8.3f}")
     return {"card": rows, "live": live, "encoder": encoder}
+
+
+PROBE = 1_024  # the first test images: where benchmarks/checkpoints.py measures collapse
+
+
+def ablation(base: str, names: list[str], device: str | torch.device | None = None) -> dict:
+    """Chapters 9-11's ablations in reader mode. Each of ``names`` was trained as long as the
+    ``base`` network with one setting changed (its card's ``ablation_of`` and ``config``).
+    Prints and returns ``{"rows": {name: {...}}, "curves": {name: {key: (epochs, values)}},
+    "raw pixels": {...}}``: per network its card's read-outs (all 60k / 10k images), the mean
+    loss of its last 25 steps and :func:`sslbook.evaluate.collapse_stats` measured now on the
+    :data:`PROBE` test images; per network and key (``loss``, ``spread_p``, ``rank_p``, ...) the
+    card's curve against epochs (the ablations every 25 steps, the base networks per epoch)."""
+    from sslbook.data import fashion_mnist
+    from sslbook.evaluate import collapse_stats
+
+    probe = fashion_mnist("test")[0][:PROBE]
+    rows, curves = {}, {}
+    for name in [base, *names]:
+        info = card(name)
+        if name != base and info.get("ablation_of") != base:
+            raise ValueError(f"{name} is not an ablation of {base} (its card says "
+                             f"ablation_of={info.get('ablation_of')!r})")
+        ev, history = info["evaluation"][name], info["history"]
+        rows[name] = {"epochs": info["epochs"], "knn": ev["knn"], "linear": ev["linear"],
+                      "loss_last": history["loss_curve"][-1]["loss"],
+                      **collapse_stats(load(name, device=device), probe)}
+        steps_per_epoch = info["images_seen"] / info["epochs"] / info["batch_size"]
+        curves[name] = {"loss": ([r["step"] / steps_per_epoch for r in history["loss_curve"]],
+                                 [r["loss"] for r in history["loss_curve"]])}
+        for key in sorted({k for r in history["monitor"] for k in r} - {"epoch", "step"}):
+            points = sorted((r["epoch"], r[key]) for r in history["monitor"] if key in r)
+            curves[name][key] = ([e for e, _ in points], [v for _, v in points])
+    pixels = card(base)["evaluation"]["raw pixels"]
+    keys = [k for k in ("spread_p", "spread_z", "spread_h", "rank_p", "rank_z", "rank_h")
+            if all(k in r for r in rows.values())]
+    print(f"{'network':<24}{'epochs':>7}{'kNN':>7}{'linear':>8}{'loss':>8}"
+          + "".join(f"{k:>10}" for k in keys))
+    for name, r in rows.items():
+        print(f"{name:<24}{r['epochs']:>7}{r['knn']:>7.3f}{r['linear']:>8.3f}"
+              f"{r['loss_last']:>8.3f}" + "".join(
+                  f"{r[k]:>10.4f}" if k.startswith("spread") else f"{r[k]:>10.1f}" for k in keys))
+    print(f"{'raw pixels':<24}{'':>7}{pixels['knn']:>7.3f}{pixels['linear']:>8.3f}")
+    print(f"(read-outs from the cards, 60k -> 10k; loss: mean of the last 25 steps; spread and "
+          f"effective rank measured now on {PROBE:,} test images, eval mode)")
+    return {"rows": rows, "curves": curves, "raw pixels": pixels}

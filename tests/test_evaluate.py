@@ -117,3 +117,37 @@ def test_calibrate_batchnorm_measures_the_data_and_restores_the_module():
     torch.testing.assert_close(net[1].running_mean, acts.mean(dim=(0, 2, 3)))
     batch_vars = torch.stack([acts[i:i + 200].var(dim=(0, 2, 3)) for i in (0, 200, 400)])
     torch.testing.assert_close(net[1].running_var, batch_vars.mean(0))
+
+
+def test_effective_rank_counts_the_directions_used():
+    torch.manual_seed(0)
+    assert evaluate.effective_rank(torch.randn(2048, 16)) > 15  # all 16 directions
+    line = torch.randn(512, 1) * torch.randn(1, 16)  # points on one line through the origin
+    assert abs(evaluate.effective_rank(line) - 1) < 1e-3
+    plane = torch.randn(512, 2) @ torch.randn(2, 16)
+    assert 1.2 < evaluate.effective_rank(plane) <= 2.0 + 1e-4
+
+
+def test_collapse_stats_tell_a_collapsed_network_from_a_spread_one():
+    from sslbook import methods, models
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (256, 1, 28, 28), dtype=torch.uint8)
+    method = methods.create("simsiam", models.create("convnet", 1, [0.5], [0.5], 28, width=8),
+                            dim=32, pred_dim=8)
+    method.train()
+    for layer in method.modules():  # BatchNorm statistics: those of one batch, exactly
+        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+            layer.momentum = None
+    with torch.no_grad():
+        method.predictor(method.projector(method.encoder(images.float() / 255)))
+    spread = evaluate.collapse_stats(method, images)
+    assert set(spread) == {f"{s}_{k}" for s in ("spread", "rank") for k in "hzp"}
+    assert spread["spread_p"] > 1e-3 and spread["rank_p"] > 2
+    assert method.training  # the mode it had
+    with torch.no_grad():  # collapse the predictor: every image gives its bias
+        for layer in method.predictor.modules():
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.zero_()
+    collapsed = evaluate.collapse_stats(method, images)
+    assert collapsed["spread_p"] < 1e-6 and collapsed["spread_z"] == spread["spread_z"]

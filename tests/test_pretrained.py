@@ -144,3 +144,30 @@ def test_quick_run_of_the_regeneration_tool(tmp_path, monkeypatch):
     recipe.write_text(json.dumps({"epochs": 99}))
     with pytest.raises(SystemExit, match="another recipe"):
         tool.main()
+
+
+def test_ablation_reads_cards_measures_collapse_and_refuses_a_stranger(store, capsys):
+    folder, method = store
+    pretrained.export(method, "tiny-x", folder / "tiny-x.pt")
+
+    def card(name, ablation_of, monitor):
+        row = {"knn": 0.5, "linear": 0.6}
+        return {"sha256": pretrained.sha256(folder / f"{name}.pt"), "command": "x",
+                "ablation_of": ablation_of, "epochs": 2, "batch_size": 4, "images_seen": 16,
+                "evaluation": {name: row, "raw pixels": row},
+                "history": {"loss_curve": [{"step": 0, "loss": 1.0}, {"step": 2, "loss": 0.5}],
+                            "monitor": monitor}}
+    (folder / "tiny.json").write_text(json.dumps(card("tiny", None, [
+        {"epoch": 1, "spread_p": 0.1}, {"epoch": 2, "spread_p": 0.2}])))
+    (folder / "tiny-x.json").write_text(json.dumps(card("tiny-x", "tiny", [
+        {"step": 2, "epoch": 0.5, "spread_p": 0.05, "rank_p": 3.0}, {"epoch": 1, "rank_p": 2.0,
+                                                                    "spread_p": 0.01}])))
+    result = pretrained.ablation("tiny", ["tiny-x"])
+    assert result["curves"]["tiny"]["loss"] == ([0.0, 1.0], [1.0, 0.5])  # 2 steps an epoch
+    assert result["curves"]["tiny-x"]["rank_p"] == ([0.5, 1], [3.0, 2.0])
+    assert "rank_p" not in result["curves"]["tiny"]
+    live = result["rows"]["tiny-x"]
+    assert live["rank_p"] >= 1 and live["spread_p"] == result["rows"]["tiny"]["spread_p"]
+    assert "tiny-x" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="not an ablation of tiny-x"):
+        pretrained.ablation("tiny-x", ["tiny"])

@@ -11,13 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sslbook import distributed
 from sslbook.losses import info_nce_queue
+from sslbook.methods.base import Method
 from sslbook.methods.momentum import copy_frozen, update_momentum
 from sslbook.methods.splitbn import split_batchnorm, splitting
 from sslbook.models import projection_mlp
 
 
-class MoCo(nn.Module):
+class MoCo(Method):
     """Query encoder ``f_q`` (trained) and key encoder ``f_k`` (EMA of ``f_q``), queue of keys.
 
     Two defaults are the small-data ones: the paper's queue holds ``K = 65536`` keys and its
@@ -45,7 +47,15 @@ class MoCo(nn.Module):
     different (random) subsets of the batch. ``bn_splits=1`` is plain BN over the whole batch; a
     network without BatchNorm is not split at all; ``shuffle_bn=False`` keeps the chunks but
     not the shuffle (the leaky ablation of Sec. 3.3).
+
+    In several processes this is the paper's own shuffle BN: BatchNorm stays per process
+    (``sync_batch_norm = False``; global statistics would let ``q_i`` and ``k_i`` share them
+    again), the key images of all processes are gathered, shuffled with one permutation, encoded
+    ``bn_splits`` chunks per process, gathered back and unshuffled; W processes thus make
+    W x ``bn_splits`` BatchNorm groups. The queue receives the keys of all processes.
     """
+
+    sync_batch_norm = False  # shuffle BN needs per-process statistics (Sec. 3.3)
 
     default_optimizer = {
         "name": "sgd",
@@ -70,7 +80,7 @@ class MoCo(nn.Module):
         bn_splits: int = 8,
         head_batch_norm: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(encoder)  # f_q
         if version not in (1, 2):
             raise ValueError(f"version must be 1 or 2, got {version}")
         if version == 1 and head_batch_norm:
@@ -80,7 +90,6 @@ class MoCo(nn.Module):
         feature_dim = encoder.feature_dim  # set by sslbook.models.create
         hidden_dim = feature_dim if hidden_dim is None else hidden_dim
         temperature = (0.2 if version == 2 else 0.07) if temperature is None else temperature
-        self.encoder = encoder  # f_q
         if version == 1:
             self.projector = nn.Linear(feature_dim, out_dim)
         else:
@@ -95,12 +104,7 @@ class MoCo(nn.Module):
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
         self.momentum, self.temperature = momentum, temperature
         self.symmetric, self.shuffle_bn, self.bn_splits = symmetric, shuffle_bn, bn_splits
-        self.config = {
-            "version": version, "hidden_dim": hidden_dim, "out_dim": out_dim,
-            "queue_size": queue_size, "momentum": momentum, "temperature": temperature,
-            "symmetric": symmetric, "shuffle_bn": shuffle_bn, "bn_splits": bn_splits,
-            "head_batch_norm": head_batch_norm,
-        }  # fmt: skip
+        self.record_config(locals())
 
     def _split_forward(self, encoder: nn.Module, projector: nn.Module, x: torch.Tensor):
         """``projector(encoder(x))`` in one forward, BN statistics per chunk of ``bn_splits``."""
@@ -112,12 +116,14 @@ class MoCo(nn.Module):
 
     @torch.no_grad()  # keys: no gradient to the key encoder
     def _key(self, x: torch.Tensor) -> torch.Tensor:
-        perm = torch.randperm(x.shape[0], device=x.device) if self.shuffle_bn else None
-        x = x[perm] if perm is not None else x  # shuffle the key batch
-        k = self._split_forward(self.encoder_k, self.projector_k, x)  # N x D
-        if perm is not None:
-            k = k[torch.argsort(perm)]  # unshuffle: k[i] belongs to image i again
-        return F.normalize(k.float(), dim=1)  # N x D, float32 even under autocast
+        if not self.shuffle_bn:
+            k = self._split_forward(self.encoder_k, self.projector_k, x)  # N x D
+            return F.normalize(k.float(), dim=1)  # N x D, float32 even under autocast
+        x = distributed.gather(x)  # (W N) x ...: the key images of every process
+        perm = distributed.broadcast(torch.randperm(x.shape[0], device=x.device))  # one for all
+        k = self._split_forward(self.encoder_k, self.projector_k, distributed.shard(x[perm]))
+        k = distributed.gather(k)[torch.argsort(perm)]  # (W N) x D, unshuffled: k[i] is image i
+        return F.normalize(distributed.shard(k).float(), dim=1)  # N x D, this process's keys
 
     @torch.no_grad()
     def _dequeue_and_enqueue(self, k: torch.Tensor) -> None:
@@ -145,12 +151,9 @@ class MoCo(nn.Module):
             q2, k1 = self._query(x2), self._key(x1)  # N x D each
             loss = loss + info_nce_queue(q2, k1, queue, temperature=self.temperature)
             keys.append(k1)
-        if self.training:
-            self._dequeue_and_enqueue(torch.cat(keys))  # enqueue after the loss
+        if self.training:  # enqueue after the loss, the keys of every process
+            self._dequeue_and_enqueue(torch.cat([distributed.gather(k) for k in keys]))
         return loss
-
-    def on_before_step(self, step: int, total_steps: int) -> None:
-        """Nothing to do before the optimizer step."""
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """Momentum update of the key encoder (Eq. 2): ``theta_k = m theta_k + (1-m) theta_q``."""

@@ -55,9 +55,9 @@ def test_swav_scores_are_float32_under_bf16_autocast(monkeypatch):
     method = make("swav")
     seen = []
 
-    def spy(scores, *args):
+    def spy(scores, *args, **kwargs):
         seen.append(scores.dtype)
-        return losses.sinkhorn(scores, *args)
+        return losses.sinkhorn(scores, *args, **kwargs)
 
     monkeypatch.setattr(swav_module, "sinkhorn", spy)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -115,9 +115,9 @@ def check_swav_fp32(device: torch.device) -> None:
     seen = []
     original = swav_module.sinkhorn
 
-    def spy(scores, *args):
+    def spy(scores, *args, **kwargs):
         seen.append(scores.dtype)
-        return original(scores, *args)
+        return original(scores, *args, **kwargs)
 
     swav_module.sinkhorn = spy
     try:

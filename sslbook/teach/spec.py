@@ -131,12 +131,15 @@ EXERCISES: tuple[Exercise, ...] = (
              (REFERENCE, "sslbook.methods.moco"),
              "the queue as a ring buffer: keys (not queries) replace the oldest entries, the "
              "pointer wraps"),
-    Exercise("10.1", "10", "my_ema_update", "check_ema_update", 2,
-             (REFERENCE, "sslbook.methods.momentum", "sslbook.methods.byol"),
-             "BYOL's EMA of the target, in place, tau and 1 - tau the right way round"),
-    Exercise("10.2", "10", "my_cosine_tau", "check_cosine_tau", 1,
-             (REFERENCE, "sslbook.methods.momentum"),
-             "BYOL's cosine schedule of tau from tau_base to 1"),
+    Exercise("10.1", "10", "my_ema_weights", "check_ema_weights", 3,
+             (REFERENCE,),
+             "the target as a weighted average of past online networks: w_0 = prod tau_j, "
+             "w_k = (1 - tau_k) prod_{j > k} tau_j, for any schedule of tau (0 and 1 included)"),
+    Exercise("10.2", "10", "my_byol_grad", "check_byol_grad", 3,
+             (REFERENCE, "sslbook.losses", "sslbook.methods.byol"),
+             "the gradient of BYOL's loss with respect to the prediction, by hand (autograd "
+             "raises): the Jacobian of p/|p|, the 1 / |p| factor, the batch mean; orthogonal "
+             "to p"),
     Exercise("10.3", "10", "my_byol_loss", "check_byol_loss", 3,
              (REFERENCE, "sslbook.losses", "sslbook.methods.byol"),
              "the symmetrised BYOL loss: normalisation, stop-gradient on the targets, each "

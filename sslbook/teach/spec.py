@@ -147,15 +147,16 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("11.1", "11", "my_simsiam_loss", "check_simsiam_loss", 2,
              (REFERENCE, "sslbook.losses", "sslbook.methods.simsiam"),
              "SimSiam's Eq. 4: negative cosine, symmetrised, stop-gradient on z"),
-    Exercise("11.2", "11", "my_sinkhorn", "check_sinkhorn", 3,
+    Exercise("11.2", "11", "my_log_sinkhorn", "check_log_sinkhorn", 3,
              (REFERENCE, "sslbook.losses", "sslbook.methods.swav"),
-             "Sinkhorn-Knopp as SwAV's App. A.1: exp(scores / eps), alternating normalisation, "
-             "rows summing to 1"),
-    Exercise("11.3", "11", "my_swapped_prediction", "check_swapped_prediction", 3,
+             "Sinkhorn-Knopp in the log domain: logsumexp normalisations, prototypes then "
+             "samples, exp and the factor B at the end; finite where exp(scores / epsilon) "
+             "underflows"),
+    Exercise("11.3", "11", "my_swav_grad", "check_swav_grad", 3,
              (REFERENCE, "sslbook.methods.swav"),
-             "SwAV's swapped prediction: each view predicts the other's Sinkhorn code, with the "
-             "temperature (sslbook.losses.sinkhorn is allowed, so a call to "
-             "sslbook.losses.swav_loss is not flagged)"),
+             "the gradient of SwAV's swapped prediction by hand (autograd raises): (softmax(s / "
+             "T) - the other view's code) / (2 B T); sslbook.losses.sinkhorn is allowed for the "
+             "codes"),
 )
 
 # Exercises left to the teacher (open questions, no automatic check): graded by hand.

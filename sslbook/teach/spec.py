@@ -79,9 +79,11 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("4.2", "04", "adam_step", "check_adam_step", 3, (REFERENCE,),
              "Adam and AdamW: bias correction, where eps goes, L2 penalty versus decoupled "
              "weight decay"),
-    Exercise("4.3", "04", "warmup_cosine_lr", "check_warmup_cosine", 2,
-             (REFERENCE, "sslbook.optim"),
-             "the warm-up then cosine schedule of sslbook.optim, including steps past the end"),
+    Exercise("4.3", "04", "sgdr_lr", "check_sgdr", 2,
+             (REFERENCE, "torch.optim.lr_scheduler"),
+             "SGDR's warm restarts (Loshchilov & Hutter 2017) in closed form: which cycle a "
+             "step is in when cycles grow by T_mult, the cosine from base_lr to eta_min within "
+             "it, the restart before the minimum"),
     Exercise("5.1", "05", "my_cross_entropy", "check_cross_entropy", 2, (REFERENCE,),
              "cross-entropy with label smoothing, numerically stable for large logits"),
     Exercise("5.2", "05", "my_pair_noise", "check_pair_noise", 2, (REFERENCE,),

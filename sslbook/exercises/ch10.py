@@ -59,10 +59,11 @@ def check_ema_weights(fn: Callable, verbose: bool = True,
     """Check ``fn(taus) -> weights``: for the decay rates ``tau_1 ... tau_T`` of T EMA steps,
     the T + 1 weights with which ``xi_T = w_0 xi_0 + sum_k w_k theta_k``.
 
-    Four runs: BYOL's cosine schedule (first: on it the order-type mistakes all differ), random
-    rates with 0 and 1 among them, a constant tau, a single step. Swapped tau and 1 - tau, the own tau_k included in theta_k's product, products
-    over the earlier steps, reversed order and one tau for all steps are recognised. With a
-    ``seed`` (the grader's hidden checks) the lengths and rates are drawn from it.
+    Four runs: BYOL's cosine schedule (first: on it the order-type mistakes all differ),
+    random rates with 0 and 1 among them, a constant tau, a single step. Swapped tau and
+    1 - tau, the own tau_k included in theta_k's product, products over the earlier steps,
+    reversed order and one tau for all steps are recognised. With a ``seed`` (the grader's
+    hidden checks) the lengths and rates are drawn from it.
     """
     g = torch.Generator().manual_seed(10 if seed is None else seed + 10)
     T1, T2, T3 = (7, 12, 9) if seed is None else (

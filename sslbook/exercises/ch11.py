@@ -15,9 +15,8 @@ grader's hidden checks draw fresh inputs from it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -4,8 +4,8 @@ The notebooks are the chapters themselves (chapters/LANG/NN-*.md, read with jupy
 the other, without outputs: the teaching cells are kept so the notebook runs top to bottom (they
 carry the tags ``teaching`` and ``otter_ignore``, so that graders skip them), a setup cell with the
 imports the exercises use is inserted before the first exercise cell, and the exercise cells keep
-their stubs. The instructor copy has the stubs replaced by chapters/solutions/chNN.py and a rubric cell for
-the written part of each exercise that has one (:mod:`sslbook.teach.rubrics`). The
+their stubs. The instructor copy has the stubs replaced by chapters/solutions/chNN.py and a
+rubric cell for the written part of each exercise that has one (:mod:`sslbook.teach.rubrics`). The
 autograder folder holds assignment.json (exercises, points) and, when Otter-Grader is installed,
 an Otter master notebook and the autograder zip that ``otter assign`` builds from it (for
 Gradescope; hidden tests with a seed drawn at release time). Only ``student/`` goes to students.

@@ -4,7 +4,8 @@ and the loop need, each a no-op in a single process.
 Launch with ``torchrun --nproc_per_node=N -m sslbook pretrain ...``: torchrun starts N processes
 and sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``; :func:`init` joins them (nccl on GPUs, gloo
 on CPUs). Each process trains on its share of every global batch; DistributedDataParallel
-averages the gradients. What the losses must add (lightly#1176, the SimCLR paper Sec. 2.2):
+averages the gradients. What the losses must add (the SimCLR paper Sec. 2.2; lightly#1528,
+fixed by lightly#1531, was a gather whose backward did not sum the processes' gradients):
 
 - :func:`gather` concatenates a tensor from every process *with gradients*, so that NT-Xent's
   negatives are the global batch and each process's loss also trains the others' features;

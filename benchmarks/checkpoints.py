@@ -192,6 +192,7 @@ def card_for(name, recipe, method, history, n_images, file: Path, base: dict, tr
         "history": {"loss_first": history["loss"][0], "loss_last": history["loss"][-1],
                     "knn_monitor": history["knn"], "monitor": history.get("monitor", [])},
     }
+    card["collapse"] = evaluate.collapse_stats(method, test[0][:PROBE])  # at the end, eval mode
     every, losses = recipe.get("monitor_every") or MONITOR_EVERY, history["loss"]
     card["history"]["loss_curve"] = [  # the mean loss per window of `every` steps
         {"step": s, "loss": round(sum(losses[s:s + every]) / len(losses[s:s + every]), 5)}

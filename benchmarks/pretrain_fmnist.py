@@ -69,7 +69,11 @@ CONFIGS = {
              "optimizer": {**SGD, "lr": 0.1}, "batch_size": 128},
     "simsiam": {"augment": "moco_v2", "kwargs": {"dim": 512, "pred_dim": 128},
                 "optimizer": {"lr": 0.03}},  # its paper's CIFAR-10 lr (App. D; ImageNet: 0.05)
-    "swav": {"augment": "swav", "kwargs": {"n_prototypes": 100, "queue_length": 0},
+    "swav": {"augment": "swav", "kwargs": {"n_prototypes": 100, "queue_length": 0,
+                                           # recorded when the freeze counted steps (313, one
+                                           # ImageNet epoch at batch 4096); the default is now
+                                           # the paper's first epoch
+                                           "freeze_prototypes_steps": 313},
              "optimizer": {**SGD, "lr": 0.2}},
 }
 

@@ -3,6 +3,7 @@
     python -m sslbook data --dataset fashion-mnist
     python -m sslbook pretrain --method simclr --dataset fashion-mnist --arch convnet \\
         --epochs 100 --batch-size 512 --out runs/simclr        # writes checkpoint.pt, history.json
+    torchrun --nproc_per_node=8 -m sslbook pretrain ...        # 8 processes share each batch
     python -m sslbook evaluate --checkpoint runs/simclr/checkpoint.pt --protocol linear
     python -m sslbook pretrained list | verify [NAME] | evaluate NAME [--json]
     python -m sslbook assignment release 08 09 --lang en --out DIR    # docs/teaching.md
@@ -83,9 +84,9 @@ def run_pretrain(args: argparse.Namespace) -> int:
                          "pretrain --help)")
     import torch
 
-    from sslbook import augment, data, methods, models
+    from sslbook import augment, data, distributed, methods, models
     from sslbook.checkpoint import load_checkpoint
-    from sslbook.train import build_optimizer, pretrain
+    from sslbook.train import build_optimizer, pretrain, resolve_precision
 
     if args.batch_size < 2:
         raise ValueError(f"--batch-size must be at least 2 (contrastive losses need negatives, "
@@ -93,7 +94,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     if args.epochs < 1 or args.knn_every < 1:
         raise ValueError(f"--epochs and --knn-every must be >= 1, got {args.epochs}, "
                          f"{args.knn_every}")
-    device, out = _device(args.device), Path(args.out)
+    device, out = distributed.init(_device(args.device)), Path(args.out)  # torchrun: join
+    resolve_precision(args.precision, device)  # a clear error before any data is loaded
     checkpoint_path = out / "checkpoint.pt"
     if checkpoint_path.exists() and not (args.resume or args.overwrite):
         raise ValueError(f"{checkpoint_path} already holds a run; pass --resume to continue it, "
@@ -127,14 +129,18 @@ def run_pretrain(args: argparse.Namespace) -> int:
         device=device, checkpoint_path=checkpoint_path, resume=args.resume,
         knn_data=(bank[0][:KNN_BANK], bank[1][:KNN_BANK], *test), knn_every=args.knn_every,
         seed=args.seed, max_minutes=args.max_minutes, progress=not args.no_progress,
+        precision=args.precision, compile=args.compile,
         meta={"dataset": args.dataset, "augment": preset, "subset": args.subset})
+    if not distributed.is_main():  # the first process writes and reports
+        return 0
     summary = {"method": args.method, "arch": args.arch, "dataset": args.dataset,
                "args": {k: v for k, v in vars(args).items() if k != "run"}, **history}
     (out / "history.json").write_text(json.dumps(summary, indent=1))
     knn = history["knn"][-1]["accuracy"] if history["knn"] else float("nan")
     print(f"{args.method}/{args.arch} on {args.dataset}: {history['epochs_done']} epochs, "
           f"last loss {history['loss'][-1]:.4f}, kNN {knn:.4f}, "
-          f"{history['images_per_second']:.0f} images/s; wrote {out}/checkpoint.pt, history.json")
+          f"{history['images_per_second']:.0f} images/s on {history['world_size']} "
+          f"process(es); wrote {out}/checkpoint.pt, history.json")
     return 0
 
 
@@ -278,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
     p.add_argument("--arch", choices=ARCHS, default="convnet")
     p.add_argument("--epochs", type=int, help="required, except with --help-method")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="global batch; under torchrun split among the processes")
     p.add_argument("--subset", type=int, help="train on this many random images")
     p.add_argument("--lr", type=float, help="learning rate per 256 images (default: paper's)")
     p.add_argument("--seed", type=int, default=0)
@@ -291,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--knn-every", type=int, default=1, help="kNN monitor every N epochs")
     p.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this long")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="autocast precision (default: bf16 on a GPU with native bf16, else fp32;"
+                   " fp16 uses a GradScaler)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the encoders (minutes of compilation, then faster steps)")
     p.set_defaults(run=run_pretrain)
 
     p = sub.add_parser("evaluate", help="kNN or linear accuracy of a checkpoint's encoder")
@@ -330,6 +342,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
+    finally:
+        if "torch" in sys.modules:  # torchrun: leave the process group cleanly
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,13 @@ jitter factors, blur widths, coin flips) are drawn on the CPU from the given CPU
 ``torch.Generator`` and then moved to ``x.device``, so one seed gives the same views on the CPU
 and on a GPU. Per-pixel noise is drawn on ``x.device`` from a generator seeded by the CPU one.
 
+On a GPU a view pipeline (:class:`Augmentation`) draws all its parameters first and copies them
+in ONE pinned, non-blocking transfer; the ops then choose per sample with masks
+(``torch.where``), never with data-dependent index sets, so a view reads nothing back from the
+device (it can be compiled or captured). Proven on the CPU by ``tests/test_augment_device.py``
+(views bit-identical to the recorded ones; no host reads and one copy per view, counted on the
+``meta`` device); the sync count on CUDA is in ``benchmarks/gpu_checks.py``.
+
 The operations follow torchvision's definitions (``RandomResizedCrop``, ``ColorJitter``,
 ``RandomGrayscale``, ``GaussianBlur``, ``RandomSolarize``) and the view pipelines follow the
 papers: SimCLR (arXiv:2002.05709, App. A), MoCo v2 (arXiv:2003.04297), BYOL (arXiv:2006.07733,
@@ -67,10 +74,28 @@ def _uniform(shape: int | tuple[int, ...], low: float, high: float,
     return torch.rand(shape, generator=generator, dtype=dtype) * (high - low) + low
 
 
-def _coin(n: int, p: float, x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Per-sample Bernoulli(p) mask of shape N x 1 x 1 x 1 on ``x.device``."""
+def _coin(n: int, p: float, generator: torch.Generator | None) -> Tensor:
+    """Per-sample Bernoulli(p) draws (bool, N, on the CPU)."""
     _check_p(p)
-    return (torch.rand(n, generator=generator) < p).to(x.device).view(n, 1, 1, 1)
+    return torch.rand(n, generator=generator) < p
+
+
+def _mask(coin: Tensor) -> Tensor:
+    """Device-side coin (N or N x 1, any dtype) -> bool mask N x 1 x 1 x 1."""
+    return (coin != 0).view(-1, 1, 1, 1)
+
+
+def _to_device(params: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    """CPU parameters (N or N x k values each) -> ``device`` in ONE copy: packed into float64
+    columns (exact for the int64 boxes, the float32 factors and the coins), pinned and copied
+    with ``non_blocking=True`` on CUDA. Returns N x k float64 views of the packed tensor."""
+    n = next(iter(params.values())).shape[0]
+    columns = [v.reshape(n, -1).to(torch.float64) for v in params.values()]
+    packed = torch.cat(columns, dim=1)  # N x P
+    if device.type == "cuda":
+        packed = packed.pin_memory()
+    packed = packed.to(device, non_blocking=True)  # on the CPU: the same tensor, no copy
+    return dict(zip(params, packed.split([c.shape[1] for c in columns], dim=1), strict=True))
 
 
 def _per_sample(values: Tensor, x: Tensor) -> Tensor:
@@ -149,13 +174,24 @@ def resized_crop(x: Tensor, top: Tensor, left: Tensor, height: Tensor, width: Te
     than the output; when upsampling, border samples may read one pixel outside the box).
     """
     x = _as_float_images(x)
-    n, c, H, W = x.shape
-    theta = torch.zeros(n, 2, 3, dtype=torch.float64)  # N x 2 x 3
+    theta = _crop_theta(top, left, height, width, x.shape[2], x.shape[3])
+    return _apply_crop(x, _to_device({"theta": theta}, x.device)["theta"], size)
+
+
+def _crop_theta(top: Tensor, left: Tensor, height: Tensor, width: Tensor, H: int, W: int
+                ) -> Tensor:
+    """The affine map of each crop box, N x 6 (float64, on the CPU)."""
+    theta = torch.zeros(len(top), 2, 3, dtype=torch.float64)  # N x 2 x 3
     theta[:, 0, 0] = width / W
     theta[:, 0, 2] = (2 * left + width) / W - 1
     theta[:, 1, 1] = height / H
     theta[:, 1, 2] = (2 * top + height) / H - 1
-    theta = theta.to(device=x.device, dtype=x.dtype)
+    return theta.view(-1, 6)
+
+
+def _apply_crop(x: Tensor, theta: Tensor, size: int) -> Tensor:
+    n, c = x.shape[:2]
+    theta = theta.reshape(n, 2, 3).to(x.dtype)
     grid = F.affine_grid(theta, [n, c, size, size], align_corners=False)  # N x S x S x 2
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.clamp_(0.0, 1.0)  # N x C x S x S
@@ -176,7 +212,8 @@ def horizontal_flip(x: Tensor, p: float = 0.5,
     """Mirror each image left-right with probability p."""
     _check_generator(generator)
     x = _as_float_images(x)
-    return torch.where(_coin(x.shape[0], p, x, generator), x.flip(-1), x)
+    coin = _to_device({"flip": _coin(x.shape[0], p, generator)}, x.device)["flip"]
+    return torch.where(_mask(coin), x.flip(-1), x)
 
 
 def random_grayscale(x: Tensor, p: float = 0.2,
@@ -185,12 +222,16 @@ def random_grayscale(x: Tensor, p: float = 0.2,
     probability p; 1-channel images are returned unchanged."""
     _check_generator(generator)
     x = _as_float_images(x)
-    apply = _coin(x.shape[0], p, x, generator)
+    coin = _coin(x.shape[0], p, generator)
     if x.shape[1] == 1:
         return x
     if x.shape[1] != 3:
         raise ValueError(f"grayscale needs 1 or 3 channels, got {x.shape[1]}")
-    return torch.where(apply, _gray(x).expand_as(x), x)
+    return _apply_grayscale(x, _to_device({"gray": coin}, x.device)["gray"])
+
+
+def _apply_grayscale(x: Tensor, coin: Tensor) -> Tensor:
+    return torch.where(_mask(coin), _gray(x).expand_as(x), x)
 
 
 def solarize(x: Tensor, p: float = 0.2, threshold: float = 0.5,
@@ -198,8 +239,12 @@ def solarize(x: Tensor, p: float = 0.2, threshold: float = 0.5,
     """With probability p, pixels ``>= threshold`` become ``1 - x`` (BYOL, arXiv:2006.07733)."""
     _check_generator(generator)
     x = _as_float_images(x)
-    apply = _coin(x.shape[0], p, x, generator)
-    return torch.where(apply & (x >= threshold), 1.0 - x, x)
+    coin = _to_device({"solarize": _coin(x.shape[0], p, generator)}, x.device)["solarize"]
+    return _apply_solarize(x, coin, threshold)
+
+
+def _apply_solarize(x: Tensor, coin: Tensor, threshold: float) -> Tensor:
+    return torch.where(_mask(coin) & (x >= threshold), 1.0 - x, x)
 
 
 def gaussian_noise(x: Tensor, std: float = 0.05, p: float = 0.5,
@@ -211,11 +256,15 @@ def gaussian_noise(x: Tensor, std: float = 0.05, p: float = 0.5,
     """
     _check_generator(generator)
     x = _as_float_images(x)
-    apply = _coin(x.shape[0], p, x, generator)
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    coin = _coin(x.shape[0], p, generator)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))  # a CPU draw: no device sync
+    return _apply_noise(x, _to_device({"noise": coin}, x.device)["noise"], std, seed)
+
+
+def _apply_noise(x: Tensor, coin: Tensor, std: float, seed: int) -> Tensor:
     noise_gen = torch.Generator(device=x.device).manual_seed(seed)
     noise = torch.randn(x.shape, generator=noise_gen, device=x.device, dtype=x.dtype)
-    return torch.where(apply, (x + std * noise).clamp_(0.0, 1.0), x)
+    return torch.where(_mask(coin), (x + std * noise).clamp_(0.0, 1.0), x)
 
 
 def default_kernel_size(image_size: int) -> int:
@@ -234,23 +283,34 @@ def gaussian_blur(x: Tensor, kernel_size: int | None = None,
     """
     _check_generator(generator)
     x = _as_float_images(x)
-    n, c, H, W = x.shape
-    k = default_kernel_size(min(H, W)) if kernel_size is None else kernel_size
-    if k < 1 or k % 2 == 0 or k // 2 >= min(H, W):
+    params = _blur_params(x.shape[0], min(x.shape[2:]), kernel_size, sigma, p, generator)
+    return _apply_blur(x, _to_device(params, x.device))
+
+
+def _blur_params(n: int, side: int, kernel_size: int | None, sigma: tuple[float, float],
+                 p: float, generator: torch.Generator | None) -> dict[str, Tensor]:
+    """The coin and the normalised 1-D kernel (N x k, float32) of each image, on the CPU."""
+    k = default_kernel_size(side) if kernel_size is None else kernel_size
+    if k < 1 or k % 2 == 0 or k // 2 >= side:
         raise ValueError(f"kernel_size must be odd, positive and < 2 * image side, got {k}")
     if not 0.0 < sigma[0] <= sigma[1]:
         raise ValueError(f"sigma must satisfy 0 < sigma[0] <= sigma[1], got {sigma}")
-    apply = _coin(n, p, x, generator)
+    coin = _coin(n, p, generator)
     s = _uniform(n, sigma[0], sigma[1], generator)  # N
-    r = k // 2
-    t = torch.arange(-r, r + 1, dtype=torch.float32)  # k
+    t = torch.arange(-(k // 2), k // 2 + 1, dtype=torch.float32)  # k
     kernel = torch.exp(-0.5 * (t / s[:, None]) ** 2)  # N x k
-    kernel = kernel / kernel.sum(dim=1, keepdim=True)
-    kernel = kernel.repeat_interleave(c, dim=0).to(device=x.device, dtype=x.dtype)  # NC x k
+    return {"blur": coin, "kernel": kernel / kernel.sum(dim=1, keepdim=True)}
+
+
+def _apply_blur(x: Tensor, params: dict[str, Tensor]) -> Tensor:
+    n, c, H, W = x.shape
+    k = params["kernel"].shape[1]
+    r = k // 2
+    kernel = params["kernel"].to(x.dtype).repeat_interleave(c, dim=0)  # NC x k
     y = F.pad(x.reshape(1, n * c, H, W), (r, r, r, r), mode="reflect")
     y = F.conv2d(y, kernel.view(n * c, 1, 1, k), groups=n * c)  # 1 x NC x (H+2r) x W
     y = F.conv2d(y, kernel.view(n * c, 1, k, 1), groups=n * c)  # 1 x NC x H x W
-    return torch.where(apply, y.view(n, c, H, W).clamp_(0.0, 1.0), x)
+    return torch.where(_mask(params["blur"]), y.view(n, c, H, W).clamp_(0.0, 1.0), x)
 
 
 # --------------------------------------------------------------------------- colour
@@ -319,13 +379,19 @@ def color_jitter(x: Tensor, brightness: float = 0.4, contrast: float = 0.4,
     """
     _check_generator(generator)
     x = _as_float_images(x)
-    n, c = x.shape[:2]
-    if c not in (1, 3):
-        raise ValueError(f"color_jitter needs 1 or 3 channels, got {c}")
+    params = _jitter_params(x.shape[0], brightness, contrast, saturation, hue, p, random_order,
+                            generator)
+    return _apply_jitter(x, _to_device(params, x.device), (brightness, contrast, saturation, hue))
+
+
+def _jitter_params(n: int, brightness: float, contrast: float, saturation: float, hue: float,
+                   p: float, random_order: bool, generator: torch.Generator | None
+                   ) -> dict[str, Tensor]:
+    """The coin, the 4 factors (b, c, s, h) and the order of the 4 ops of each image (CPU)."""
     if min(brightness, contrast, saturation) < 0 or not 0.0 <= hue <= 0.5:
         raise ValueError("jitter strengths must be >= 0 and hue in [0, 0.5]")
     _check_p(p)
-    apply = torch.rand(n, generator=generator) < p  # N, on the CPU
+    apply = torch.rand(n, generator=generator) < p  # N
     factors = [_uniform(n, max(0.0, 1.0 - v), 1.0 + v, generator)
                for v in (brightness, contrast, saturation)]
     factors.append(_uniform(n, -hue, hue, generator))  # 4 x N: b, c, s, h
@@ -333,20 +399,35 @@ def color_jitter(x: Tensor, brightness: float = 0.4, contrast: float = 0.4,
         order = torch.rand((n, 4), generator=generator).argsort(dim=1)  # N x 4
     else:
         order = torch.arange(4).expand(n, 4)
+    return {"jitter": apply, "factors": torch.stack(factors, dim=1), "order": order}
+
+
+def _apply_jitter(x: Tensor, params: dict[str, Tensor], strengths: tuple,
+                  masked: bool | None = None) -> Tensor:
+    """At step s every jittered image gets its s-th op. On a device (``masked``, the default
+    off the CPU) each op runs on the whole batch and a mask keeps it where it is due: no
+    data-dependent shapes, no sync. On the CPU, where an index set costs no sync, each op runs
+    on its images only (4x less work with hue); both give the same values."""
+    c = x.shape[1]
+    if c not in (1, 3):
+        raise ValueError(f"color_jitter needs 1 or 3 channels, got {c}")
+    brightness, contrast, saturation, hue = strengths
     ops = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
     active = (brightness > 0, contrast > 0, c == 3 and saturation > 0, c == 3 and hue > 0)
-    # Work on the jittered images only; index sets come from CPU tensors, so no device sync.
-    idx = apply.nonzero().squeeze(1)  # M
-    y = x[idx.to(x.device)]  # M x C x H x W
-    for step in range(4):  # at each step, op j acts on the images whose step-th op is j
+    apply, factors, order = params["jitter"] != 0, params["factors"], params["order"]
+    masked = x.device.type != "cpu" if masked is None else masked
+    x = x if masked else x.clone()  # the CPU path writes in place
+    for step in range(4):
         for j in range(4):
-            sel = (order[idx, step] == j).nonzero().squeeze(1)  # positions in y
-            if active[j] and sel.numel() > 0:
-                sel_d = sel.to(x.device)
-                y[sel_d] = ops[j](y[sel_d], factors[j][idx][sel])
-    out = x.clone()
-    out[idx.to(x.device)] = y
-    return out
+            if not active[j]:
+                continue
+            due = apply & (order[:, step:step + 1] == j)  # N x 1
+            if masked:
+                x = torch.where(_mask(due), ops[j](x, factors[:, j]), x)
+            else:
+                idx = due.squeeze(1).nonzero().squeeze(1)  # a CPU index set: no sync
+                x[idx] = ops[j](x[idx], factors[idx, j])
+    return x
 
 
 # --------------------------------------------------------------------------- pipelines
@@ -384,21 +465,51 @@ class Augmentation:
         return self.jitter_p > 0 and max(self.brightness, self.contrast,
                                          self.saturation, self.hue) > 0
 
-    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        x = random_resized_crop(x, self.size, self.scale, self.ratio, generator)
+    def draw(self, x: Tensor, generator: torch.Generator | None = None
+             ) -> tuple[dict[str, Tensor], int | None]:
+        """All per-sample parameters of one view, on the CPU, drawn in the order of the ops
+        (the same numbers as calling the ops one by one), and the noise seed."""
+        _check_generator(generator)
+        n, c, H, W = x.shape
+        if (self.has_jitter or self.grayscale_p > 0) and c not in (1, 3):
+            raise ValueError(f"colour ops need 1 or 3 channels, got {c}")
+        top, left, h, w = crop_params(n, H, W, self.scale, self.ratio, generator)
+        params = {"theta": _crop_theta(top, left, h, w, H, W)}
         if self.flip_p > 0:
-            x = horizontal_flip(x, self.flip_p, generator)
+            params["flip"] = _coin(n, self.flip_p, generator)
         if self.has_jitter:
-            x = color_jitter(x, self.brightness, self.contrast, self.saturation, self.hue,
-                             self.jitter_p, generator=generator)
+            params.update(_jitter_params(n, self.brightness, self.contrast, self.saturation,
+                                         self.hue, self.jitter_p, True, generator))
         if self.grayscale_p > 0:
-            x = random_grayscale(x, self.grayscale_p, generator)
+            params["gray"] = _coin(n, self.grayscale_p, generator)
         if self.blur_p > 0:
-            x = gaussian_blur(x, self.blur_kernel, self.blur_sigma, self.blur_p, generator)
+            params.update(_blur_params(n, self.size, self.blur_kernel, self.blur_sigma,
+                                       self.blur_p, generator))
         if self.solarize_p > 0:
-            x = solarize(x, self.solarize_p, self.solarize_threshold, generator)
+            params["solarize"] = _coin(n, self.solarize_p, generator)
+        seed = None
         if self.noise_std > 0 and self.noise_p > 0:
-            x = gaussian_noise(x, self.noise_std, self.noise_p, generator)
+            params["noise"] = _coin(n, self.noise_p, generator)
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        return params, seed
+
+    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        x = _as_float_images(x)
+        params, seed = self.draw(x, generator)
+        p = _to_device(params, x.device)  # one copy per view
+        x = _apply_crop(x, p["theta"], self.size)
+        if "flip" in p:
+            x = torch.where(_mask(p["flip"]), x.flip(-1), x)
+        if "jitter" in p:
+            x = _apply_jitter(x, p, (self.brightness, self.contrast, self.saturation, self.hue))
+        if "gray" in p and x.shape[1] == 3:
+            x = _apply_grayscale(x, p["gray"])
+        if "blur" in p:
+            x = _apply_blur(x, p)
+        if "solarize" in p:
+            x = _apply_solarize(x, p["solarize"], self.solarize_threshold)
+        if seed is not None:
+            x = _apply_noise(x, p["noise"], self.noise_std, seed)
         return x  # N x C x size x size
 
 

@@ -75,13 +75,23 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return checkpoint
 
 
-def training_state(method: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-                   generator: torch.Generator, device: torch.device, **position) -> dict:
-    """Everything a run needs to continue exactly: weights, optimizer, scheduler, RNG states,
-    plus ``position`` (epoch, step, history, meta, batch size ...); plain values and tensors."""
+def rng_state(generator: torch.Generator, device: torch.device) -> dict:
+    """This process's random number generator states: torch's, the augmentations', CUDA's."""
     rng = {"torch": torch.get_rng_state(), "augment": generator.get_state()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(device)
+    return rng
+
+
+def training_state(method: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+                   generator: torch.Generator, device: torch.device,
+                   rng_ranks: list[dict] | None = None, **position) -> dict:
+    """Everything a run needs to continue exactly: weights, optimizer, scheduler, RNG states
+    (``rng_ranks``: those of every process of a multi-process run), plus ``position`` (epoch,
+    step, history, meta, batch size, world size ...); plain values and tensors."""
+    rng = rng_state(generator, device)
+    if rng_ranks is not None and len(rng_ranks) > 1:
+        rng["ranks"] = rng_ranks
     return {"format": FORMAT, "version": VERSION, "method": method_name(method),
             "method_config": method.config, "encoder_config": method.encoder.config,
             "state_dict": method.state_dict(), "optimizer": optimizer.state_dict(),
@@ -89,15 +99,28 @@ def training_state(method: nn.Module, optimizer: torch.optim.Optimizer, schedule
 
 
 def load_training_state(checkpoint: dict, method: nn.Module, optimizer: torch.optim.Optimizer,
-                        scheduler, generator: torch.Generator, device: torch.device) -> None:
-    """Put a :func:`training_state` back into the method, optimizer, scheduler and RNGs."""
+                        scheduler, generator: torch.Generator, device: torch.device,
+                        rank: int = 0, world_size: int = 1) -> None:
+    """Put a :func:`training_state` back into the method, optimizer, scheduler and RNGs.
+
+    A checkpoint of W processes resumed on W restores every process's RNGs (an exact
+    continuation); on another number, process 0 continues the first process's streams and the
+    others start new ones (seeded from their seed and the position), so the data order and the
+    schedule continue exactly and only their augmentations differ."""
     method.load_state_dict(checkpoint["state_dict"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
-    torch.set_rng_state(checkpoint["rng"]["torch"])
-    generator.set_state(checkpoint["rng"]["augment"])
-    if device.type == "cuda" and "cuda" in checkpoint["rng"]:
-        torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], device)
+    ranks = checkpoint["rng"].get("ranks", [checkpoint["rng"]])
+    if len(ranks) == world_size or rank == 0:
+        rng = ranks[rank]
+        torch.set_rng_state(rng["torch"])
+        generator.set_state(rng["augment"])
+        if device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"], device)
+    else:  # a process the checkpoint did not have
+        position = 100_003 * checkpoint["epoch"] + checkpoint["step"]
+        generator.manual_seed(generator.initial_seed() + 7_919 * position)
+        torch.manual_seed(generator.initial_seed())
 
 
 def check_same_run(checkpoint: dict, method: nn.Module, path, extend: bool = False,

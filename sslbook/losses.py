@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sslbook import distributed
+
 __all__ = [
     "info_nce",
     "info_nce_queue",
@@ -110,7 +112,8 @@ def _check_positive(fn: str, name: str, value: float) -> None:
 
 
 @_full_precision
-def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
+def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.5,
+             gather_distributed: bool = False) -> Tensor:
     """NT-Xent loss of SimCLR (Chen et al., arXiv:2002.05709, Eq. 1 and Algorithm 1).
 
     ``z1[i]`` and ``z2[i]`` are the projections of two views of image ``i``. Each of the 2N
@@ -125,18 +128,30 @@ def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     Args:
         z1, z2: N x D embeddings of the two views (normalised here).
         temperature: T > 0.
+        gather_distributed: in multi-process training, contrast this process's anchors with the
+            embeddings of *all* processes (gathered with gradients), so the negatives are the
+            global batch, as SimCLR trains on 128 TPU cores (Sec. 2.2). The mean of the
+            processes' losses is then the one-process loss of the global batch. A no-op in one
+            process.
     Returns:
-        The scalar mean loss.
+        The scalar mean loss over this process's 2N anchors.
     """
     _check_same_shape("info_nce", "z1", z1, "z2", z2)
     _check_positive("info_nce", "temperature", temperature)
     n = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2], dim=0), dim=1)  # 2N x D
-    logits = z @ z.T / temperature  # 2N x 2N, cosine similarities / T
-    self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)  # 2N x 2N
-    logits = logits.masked_fill(self_mask, float("-inf"))  # 2N x 2N, k != i
-    # row i < N has its positive at column i + N, row i >= N at column i - N
-    labels = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)  # 2N
+    z = F.normalize(torch.cat([z1, z2], dim=0), dim=1)  # 2N x D, the anchors
+    world, offset = 1, 0
+    keys = z  # 2N x D
+    if gather_distributed and distributed.world_size() > 1:
+        world, offset = distributed.world_size(), distributed.rank() * n
+        keys = torch.cat([distributed.gather(z[:n]), distributed.gather(z[n:])])  # 2WN x D
+    logits = z @ keys.T / temperature  # 2N x 2WN, cosine similarities / T
+    # anchor i < N is column offset + i of the keys, anchor N + i is column WN + offset + i
+    arange = torch.arange(n, device=z.device)  # built on the device: no host copy
+    column = torch.cat([arange, arange + world * n]) + offset
+    self_mask = F.one_hot(column, keys.shape[0]).bool()  # 2N x 2WN
+    logits = logits.masked_fill(self_mask, float("-inf"))  # k != i
+    labels = torch.cat([column[n:], column[:n]])  # 2N, each anchor's partner view
     return F.cross_entropy(logits, labels)
 
 
@@ -213,7 +228,8 @@ def negative_cosine(p: Tensor, z: Tensor) -> Tensor:
 
 @torch.no_grad()
 @_full_precision
-def sinkhorn(scores: Tensor, epsilon: float = 0.05, iterations: int = 3) -> Tensor:
+def sinkhorn(scores: Tensor, epsilon: float = 0.05, iterations: int = 3,
+             distributed_batch: bool = False) -> Tensor:
     """Sinkhorn-Knopp codes of SwAV (Caron et al., arXiv:2006.09882, Sec. 3.1, Eq. 3 and the
     official ``distributed_sinkhorn``, single process).
 
@@ -234,6 +250,10 @@ def sinkhorn(scores: Tensor, epsilon: float = 0.05, iterations: int = 3) -> Tens
         scores: B x K dot products between normalised features and normalised prototypes.
         epsilon: entropy regularisation (0.05 in the paper; 0.03 helps for small batches).
         iterations: Sinkhorn rounds (3 in the paper), at least 1.
+        distributed_batch: in multi-process training, ``scores`` are this process's rows of
+            the global batch and the equipartition is taken over the global batch: the max,
+            the total and the per-prototype sums are all-reduced (the official
+            ``distributed_sinkhorn``). A no-op in one process.
     Returns:
         Codes Q, B x K, non-negative, rows summing to 1 (float32, or float64 for float64 input).
     """
@@ -241,11 +261,13 @@ def sinkhorn(scores: Tensor, epsilon: float = 0.05, iterations: int = 3) -> Tens
     _check_positive("sinkhorn", "epsilon", epsilon)
     if iterations < 1:
         raise ValueError(f"sinkhorn: iterations must be >= 1, got {iterations}.")
+    reduce = distributed.all_reduce if distributed_batch else (lambda x, op="sum": x)
     B, K = scores.shape
-    Q = torch.exp((scores - scores.max()) / epsilon).T  # K x B
-    Q /= Q.sum()  # K x B, total mass 1
+    Q = torch.exp((scores - reduce(scores.max(), "max")) / epsilon).T  # K x B
+    B = B * (distributed.world_size() if distributed_batch else 1)  # the global batch
+    Q /= reduce(Q.sum())  # K x B, total mass 1
     for _ in range(iterations):
-        Q /= Q.sum(dim=1, keepdim=True)  # K x B, each prototype (row) sums to 1 ...
+        Q /= reduce(Q.sum(dim=1, keepdim=True))  # K x B, each prototype (row) sums to 1 ...
         Q /= K  # ... then to 1/K
         Q /= Q.sum(dim=0, keepdim=True)  # K x B, each sample (column) sums to 1 ...
         Q /= B  # ... then to 1/B
@@ -307,6 +329,7 @@ def swav_loss_multicrop(
     temperature: float = 0.1,
     epsilon: float = 0.05,
     iterations: int = 3,
+    codes: Sequence[Tensor] | None = None,
 ) -> Tensor:
     """SwAV's loss with multi-crop (Caron et al., arXiv:2006.09882, Sec. 3.2; official
     ``main_swav.py``).
@@ -324,6 +347,9 @@ def swav_loss_multicrop(
         scores: V >= 2 tensors, each B x K, large crops first (all crops of the same B images).
         n_large: how many leading crops give codes, 1 <= n_large <= V.
         temperature, epsilon, iterations: as in :func:`swav_loss`.
+        codes: the n_large codes (B x K each) when the caller computes them itself (SwAV with
+            a queue, or with Sinkhorn over the global batch); default ``sinkhorn`` of
+            ``scores[:n_large]``.
     Returns:
         The scalar loss.
     """
@@ -334,10 +360,12 @@ def swav_loss_multicrop(
         raise ValueError(f"{fn}: n_large must be in [1, {len(scores)}], got {n_large}.")
     _check_swav_scores(fn, scores)
     _check_positive(fn, "temperature", temperature)
+    if codes is not None and (len(codes) != n_large or codes[0].shape != scores[0].shape):
+        raise ValueError(f"{fn}: codes must be n_large={n_large} tensors shaped like the scores.")
     log_p = [F.log_softmax(s / temperature, dim=1) for s in scores]  # V x (B x K)
     loss = scores[0].new_zeros(())
     for i in range(n_large):
-        q = sinkhorn(scores[i], epsilon, iterations)  # B x K, code of large crop i (target)
+        q = sinkhorn(scores[i], epsilon, iterations) if codes is None else codes[i]  # B x K
         subloss = scores[0].new_zeros(())
         for v in range(len(scores)):
             if v != i:

@@ -231,7 +231,8 @@ def ablation(base: str, names: list[str], device: str | torch.device | None = No
     "raw pixels": {...}}``: per network its card's read-outs (all 60k / 10k images), the mean
     loss of its last 25 steps and :func:`sslbook.evaluate.collapse_stats` measured now on the
     :data:`PROBE` test images; per network and key (``loss``, ``spread_p``, ``rank_p``, ...) the
-    card's curve against epochs (the ablations every 25 steps, the base networks per epoch)."""
+    card's curve against epochs (the ablations every 25 steps, the base networks per epoch).
+    The measures taken now must agree (1%) with the card's ``collapse`` where it has one."""
     from sslbook.data import fashion_mnist
     from sslbook.evaluate import collapse_stats
 
@@ -243,9 +244,14 @@ def ablation(base: str, names: list[str], device: str | torch.device | None = No
             raise ValueError(f"{name} is not an ablation of {base} (its card says "
                              f"ablation_of={info.get('ablation_of')!r})")
         ev, history = info["evaluation"][name], info["history"]
+        live = collapse_stats(load(name, device=device), probe)
+        for key, value in info.get("collapse", {}).items():  # the card still describes the file
+            if abs(live[key] - value) > 0.01 * abs(value) + 1e-6:
+                raise PretrainedError(f"{name}: {key} is {live[key]:.4f} measured now, its card "
+                                      f"says {value:.4f}; make it again with "
+                                      f"{regenerate_command(name)}")
         rows[name] = {"epochs": info["epochs"], "knn": ev["knn"], "linear": ev["linear"],
-                      "loss_last": history["loss_curve"][-1]["loss"],
-                      **collapse_stats(load(name, device=device), probe)}
+                      "loss_last": history["loss_curve"][-1]["loss"], **live}
         steps_per_epoch = info["images_seen"] / info["epochs"] / info["batch_size"]
         curves[name] = {"loss": ([r["step"] / steps_per_epoch for r in history["loss_curve"]],
                                  [r["loss"] for r in history["loss_curve"]])}

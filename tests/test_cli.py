@@ -14,7 +14,7 @@ from sslbook import data
 from sslbook.__main__ import main
 
 HISTORY_KEYS = {"method", "arch", "dataset", "args", "loss", "lr", "knn", "monitor",
-                "images_per_second", "wall_seconds", "epochs_done"}
+                "images_per_second", "wall_seconds", "epochs_done", "world_size"}
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Chapter 2 checkers: the solution and an equivalent rewrite pass, a bank of plausible wrong
-answers (mutants) is rejected (with a hint naming the mistake where one is recognised), hidden
-seeds change the inputs."""
+answers (mutants) is rejected with a hint naming the mistake, on the default inputs and on hidden
+seeds."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from sslbook.exercises.ch02 import (
 solutions = load_solutions("ch02")
 
 
-
 # --------------------------------------------------------------------------- helpers
 def test_ks_statistic_matches_scipy():
     scipy_stats = pytest.importorskip("scipy.stats")
@@ -39,8 +38,61 @@ def test_ks_statistic_matches_scipy():
 
 
 # --------------------------------------------------------------------------- Exercise 2.1
+SEEDS = (None, 1, 12345, 2**31 - 1)
+
+
+def crop_affine_grid(x, top, left, height, width, size):
+    """Equivalent rewrite: the box as an affine map of [-1, 1]^2, then affine_grid."""
+    n, c, H, W = x.shape
+    theta = torch.zeros(n, 2, 3, dtype=x.dtype)
+    theta[:, 0, 0], theta[:, 1, 1] = width / W, height / H  # half-sides, normalised
+    theta[:, 0, 2] = (2 * left + width) / W - 1  # box centre, normalised
+    theta[:, 1, 2] = (2 * top + height) / H - 1
+    grid = F.affine_grid(theta, [n, c, size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def crop_loop(x, top, left, height, width, size):
+    """Crop, then F.interpolate, one image at a time: right whenever boxes >= output."""
+    out = [F.interpolate(x[i:i + 1, :, top[i]:top[i] + height[i], left[i]:left[i] + width[i]],
+                         size=(size, size), mode="bilinear", align_corners=False)
+           for i in range(len(x))]
+    return torch.cat(out)
+
+
+def _crop_with(half=0.5, yx=False, transposed=False, by=None, mode="bilinear"):
+    """The solution's grid with one slip: no half-pixel offsets (half=0), (y, x) in the last
+    axis, x varying along rows, or the normalisers swapped (by='swapped')."""
+    def crop(x, top, left, height, width, size):
+        n, _, H, W = x.shape
+        j = torch.arange(size, dtype=x.dtype) + half
+        u = left[:, None] + j * width[:, None] / size - half
+        v = top[:, None] + j * height[:, None] / size - half
+        norm_w, norm_h = (H, W) if by == "swapped" else (W, H)
+        gx, gy = (2 * u + 1) / norm_w - 1, (2 * v + 1) / norm_h - 1
+        if half == 0:
+            gx, gy = 2 * u / norm_w - 1, 2 * v / norm_h - 1
+        across, down = (gx[:, :, None], gy[:, None, :]) if transposed else \
+            (gx[:, None, :], gy[:, :, None])
+        across, down = across.expand(n, size, size), down.expand(n, size, size)
+        grid = torch.stack([down, across] if yx else [across, down], dim=-1)
+        return F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
+    return crop
+
+
+crop_no_half_pixel = _crop_with(half=0)
+crop_grid_yx = _crop_with(yx=True)
+crop_transposed = _crop_with(transposed=True)
+crop_normalisers_swapped = _crop_with(by="swapped")
+crop_nearest = _crop_with(mode="nearest")
+
+
 def crop_swapped_sides(x, top, left, height, width, size):
     return solutions.my_resized_crop(x, top, left, width, height, size)
+
+
+def crop_swapped_corner(x, top, left, height, width, size):
+    return solutions.my_resized_crop(x, left, top, height, width, size)
 
 
 def crop_whole_image(x, top, left, height, width, size):
@@ -54,63 +106,86 @@ def crop_align_corners(x, top, left, height, width, size):
     return torch.cat(out)
 
 
-def crop_loop(x, top, left, height, width, size):
-    """Crop, then F.interpolate, one image at a time: right whenever boxes >= output."""
-    out = [F.interpolate(x[i:i + 1, :, top[i]:top[i] + height[i], left[i]:left[i] + width[i]],
-                         size=(size, size), mode="bilinear", align_corners=False)
-           for i in range(len(x))]
-    return torch.cat(out)
-
-
 def crop_first_box_for_all(x, top, left, height, width, size):
     n = len(x)
     return solutions.my_resized_crop(x, top[:1].expand(n), left[:1].expand(n),
                                      height[:1].expand(n), width[:1].expand(n), size)
 
 
-def test_resized_crop_accepts_solution_and_library():
-    assert check_resized_crop(solutions.my_resized_crop, verbose=False).passed
-    assert check_resized_crop(augment.resized_crop, verbose=False).passed
-    assert check_resized_crop(crop_loop, verbose=False).passed
+@pytest.mark.parametrize("seed", SEEDS)
+def test_resized_crop_accepts_solution_rewrites_and_library(seed):
+    for fn in (solutions.my_resized_crop, crop_affine_grid, crop_loop, augment.resized_crop):
+        assert check_resized_crop(fn, verbose=False, seed=seed).passed, fn
 
 
-@pytest.mark.parametrize("wrong", [crop_swapped_sides, crop_whole_image, crop_align_corners,
-                                   crop_first_box_for_all])
-def test_resized_crop_rejects_wrong_answers(wrong):
-    assert not check_resized_crop(wrong, verbose=False).passed
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("wrong, words", [(crop_swapped_sides, "height and width are swapped"),
+                                          (crop_swapped_corner, "top and left are swapped"),
+                                          (crop_grid_yx, "holds (y, x)"),
+                                          (crop_transposed, "transposed"),
+                                          (crop_normalisers_swapped, "normalised by W"),
+                                          (crop_no_half_pixel, "half-pixel"),
+                                          (crop_align_corners, "corners are aligned"),
+                                          (crop_whole_image, "whole image"),
+                                          (crop_first_box_for_all, "first box"),
+                                          (crop_nearest, "nearest")])
+def test_resized_crop_rejects_mutants_with_a_hint(wrong, words, seed):
+    result = check_resized_crop(wrong, verbose=False, seed=seed)
+    assert not result.passed and words in result.message, result.message
 
 
 # --------------------------------------------------------------------------- Exercise 2.2
-def _place(n, height, width, h, w, generator):
-    top = (torch.rand(n, generator=generator) * (height - h + 1)).long()
-    left = (torch.rand(n, generator=generator) * (width - w + 1)).long()
+def params_vectorised(n, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                      generator=None, aspect="log", side=False, retry=True, rounding=torch.round,
+                      place="uniform", use_scale=True):
+    """Equivalent rewrite (defaults): all n boxes at once, attempt by attempt, boxes that still
+    need one drawing again. The keyword arguments plant one slip each (the mutants below)."""
+    h = torch.full((n,), height)
+    w = torch.full((n,), width)
+    todo = torch.ones(n, dtype=torch.bool)
+    in_ratio = width / height  # fallback: the central crop, ratio clamped
+    if in_ratio < ratio[0]:
+        h[:] = round(width / ratio[0])
+    elif in_ratio > ratio[1]:
+        w[:] = round(height * ratio[1])
+    for _ in range(10 if retry else 1):
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        lo, hi = (scale if use_scale else (0.0, 1.0))
+        frac = (math.sqrt(lo) + (math.sqrt(hi) - math.sqrt(lo)) * u) ** 2 if side else \
+            lo + (hi - lo) * u
+        area = height * width * frac
+        r = torch.rand(n, generator=generator, dtype=torch.float64)
+        if aspect == "log":
+            a = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * r)
+        else:
+            a = ratio[0] + (ratio[1] - ratio[0]) * r
+        cw, ch = rounding(torch.sqrt(area * a)).long(), rounding(torch.sqrt(area / a)).long()
+        if not retry:
+            cw, ch = cw.clamp(1, width), ch.clamp(1, height)
+        fits = todo & (cw > 0) & (cw <= width) & (ch > 0) & (ch <= height)
+        w, h = torch.where(fits, cw, w), torch.where(fits, ch, h)
+        todo &= ~fits
+    if place == "centre":
+        return (height - h) // 2, (width - w) // 2, h, w
+    extra = 0 if place == "exclusive" else 1
+    top = (torch.rand(n, generator=generator, dtype=torch.float64) * (height - h + extra)).long()
+    left = (torch.rand(n, generator=generator, dtype=torch.float64) * (width - w + extra)).long()
     return top, left, h, w
 
 
-def params_uniform_ratio(n, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
-                         generator=None):
-    """Aspect ratio uniform instead of log-uniform; sides clamped instead of retried."""
-    area = height * width * (scale[0] + (scale[1] - scale[0]) * torch.rand(n, generator=generator))
-    aspect = ratio[0] + (ratio[1] - ratio[0]) * torch.rand(n, generator=generator)
-    w = torch.sqrt(area * aspect).round().long().clamp(1, width)
-    h = torch.sqrt(area / aspect).round().long().clamp(1, height)
-    return _place(n, height, width, h, w, generator)
+def _params(**slip):
+    def sampler(n, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), generator=None):
+        return params_vectorised(n, height, width, scale, ratio, generator, **slip)
+    return sampler
 
 
-def params_uniform_side(n, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
-                        generator=None):
-    """The side uniform in sqrt(scale) instead of the area uniform in scale."""
-    side = math.sqrt(scale[0]) + (math.sqrt(scale[1]) - math.sqrt(scale[0])) * torch.rand(
-        n, generator=generator)
-    h = (side * height).round().long().clamp(1, height)
-    w = (side * width).round().long().clamp(1, width)
-    return _place(n, height, width, h, w, generator)
-
-
-def params_centred(n, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), generator=None):
-    """Right sizes, but every box in the centre of the image."""
-    _, _, h, w = augment.crop_params(n, height, width, scale, ratio, generator)
-    return (height - h) // 2, (width - w) // 2, h, w
+params_uniform_aspect = _params(aspect="uniform")
+params_uniform_side = _params(side=True)
+params_scale_ignored = _params(use_scale=False)
+params_clamped = _params(retry=False)
+params_truncated = _params(rounding=torch.floor)
+params_centred = _params(place="centre")
+params_exclusive = _params(place="exclusive")
 
 
 def params_outside(n, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), generator=None):
@@ -125,21 +200,28 @@ def params_unseeded(n, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), g
     return augment.crop_params(n, height, width, scale, ratio, generator=None)
 
 
-def test_crop_params_accepts_solution_and_library():
-    assert check_crop_params(solutions.my_crop_params, verbose=False).passed
-    assert check_crop_params(augment.crop_params, verbose=False).passed
+@pytest.mark.parametrize("seed", SEEDS)
+def test_crop_params_accepts_solution_rewrite_and_library(seed):
+    for fn in (solutions.my_crop_params, params_vectorised, augment.crop_params):
+        assert check_crop_params(fn, verbose=False, seed=seed).passed, fn
 
 
-@pytest.mark.parametrize("wrong", [params_uniform_ratio, params_uniform_side, params_centred,
-                                   params_outside, params_unseeded])
-def test_crop_params_rejects_wrong_answers(wrong):
-    assert not check_crop_params(wrong, verbose=False).passed
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("wrong, words", [(params_uniform_aspect, "aspect ratio is drawn"),
+                                          (params_uniform_side, "side is drawn uniformly"),
+                                          (params_scale_ignored, "ignores `scale`"),
+                                          (params_clamped, "clamped to the image"),
+                                          (params_truncated, "truncated"),
+                                          (params_centred, "centred"),
+                                          (params_exclusive, "upper end is left out"),
+                                          (params_outside, "leave the"),
+                                          (params_unseeded, "same seed")])
+def test_crop_params_rejects_mutants_with_a_hint(wrong, words, seed):
+    result = check_crop_params(wrong, verbose=False, seed=seed)
+    assert not result.passed and words in result.message, result.message
 
 
 # --------------------------------------------------------------------------- Exercise 2.3
-SEEDS = (None, 1, 12345, 2**31 - 1)
-
-
 def blur_2d_kernel(x, sigma, kernel_size):
     """Equivalent rewrite: one 2-D kernel (the outer product), per image, with a loop."""
     r = kernel_size // 2
@@ -205,22 +287,23 @@ def test_blur_rejects_mutants_with_a_hint(wrong, words, seed):
     assert not result.passed and words in result.message, result.message
 
 
-def test_hidden_seeds_for_the_other_checkers():
-    for seed in (3, 2**31 - 1):
-        assert check_resized_crop(solutions.my_resized_crop, verbose=False, seed=seed).passed
-        assert not check_resized_crop(crop_swapped_sides, verbose=False, seed=seed).passed
-        assert check_crop_params(solutions.my_crop_params, verbose=False, seed=seed).passed
-        assert not check_crop_params(params_centred, verbose=False, seed=seed).passed
-        assert check_adjust_contrast(solutions.my_adjust_contrast, verbose=False,
-                                     seed=seed).passed
-        assert not check_adjust_contrast(contrast_channel_mean, verbose=False, seed=seed).passed
-
-
 # --------------------------------------------------------------------------- Exercise 2.4
+def contrast_einsum(x, factor):
+    """Equivalent rewrite: the grayscale mean as one weighted sum over channels and pixels."""
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype) if x.shape[1] == 3 else \
+        torch.ones(1, dtype=x.dtype)
+    mean = torch.einsum("nchw,c->n", x, weights) / (x.shape[2] * x.shape[3])
+    return torch.lerp(mean.view(-1, 1, 1, 1).expand_as(x), x,
+                      factor.to(x.dtype).view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+def _gray(x):
+    return 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2] if x.shape[1] == 3 else x[:, 0]
+
+
 def contrast_batch_mean(x, factor):
-    gray = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2] if x.shape[1] == 3 else x[:, 0]
     f = factor.view(-1, 1, 1, 1)
-    return (f * x + (1 - f) * gray.mean()).clamp(0, 1)
+    return (f * x + (1 - f) * _gray(x).mean()).clamp(0, 1)
 
 
 def contrast_channel_mean(x, factor):
@@ -228,10 +311,14 @@ def contrast_channel_mean(x, factor):
     return (f * x + (1 - f) * x.mean(dim=(2, 3), keepdim=True)).clamp(0, 1)
 
 
-def contrast_no_clamp(x, factor):
-    gray = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2] if x.shape[1] == 3 else x[:, 0]
+def contrast_rgb_average(x, factor):
     f = factor.view(-1, 1, 1, 1)
-    return f * x + (1 - f) * gray.mean(dim=(1, 2)).view(-1, 1, 1, 1)
+    return (f * x + (1 - f) * x.mean(dim=(1, 2, 3), keepdim=True)).clamp(0, 1)
+
+
+def contrast_no_clamp(x, factor):
+    f = factor.view(-1, 1, 1, 1)
+    return f * x + (1 - f) * _gray(x).mean(dim=(1, 2)).view(-1, 1, 1, 1)
 
 
 def contrast_half_grey(x, factor):
@@ -239,14 +326,40 @@ def contrast_half_grey(x, factor):
     return (f * x + (1 - f) * 0.5).clamp(0, 1)
 
 
-def test_adjust_contrast_accepts_solution():
-    assert check_adjust_contrast(solutions.my_adjust_contrast, verbose=False).passed
+def contrast_gray_image(x, factor):
+    f = factor.view(-1, 1, 1, 1)
+    return (f * x + (1 - f) * _gray(x)[:, None]).clamp(0, 1)
 
 
-@pytest.mark.parametrize("wrong", [contrast_batch_mean, contrast_channel_mean, contrast_no_clamp,
-                                   contrast_half_grey])
-def test_adjust_contrast_rejects_wrong_answers(wrong):
-    assert not check_adjust_contrast(wrong, verbose=False).passed
+def contrast_factor_on_mean(x, factor):
+    f = factor.view(-1, 1, 1, 1)
+    return ((1 - f) * x + f * _gray(x).mean(dim=(1, 2)).view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+def contrast_bgr(x, factor):
+    gray = 0.114 * x[:, 0] + 0.587 * x[:, 1] + 0.299 * x[:, 2] if x.shape[1] == 3 else x[:, 0]
+    f = factor.view(-1, 1, 1, 1)
+    return (f * x + (1 - f) * gray.mean(dim=(1, 2)).view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_adjust_contrast_accepts_solution_rewrite_and_library(seed):
+    for fn in (solutions.my_adjust_contrast, contrast_einsum, augment.adjust_contrast):
+        assert check_adjust_contrast(fn, verbose=False, seed=seed).passed, fn
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("wrong, words", [(contrast_batch_mean, "whole batch"),
+                                          (contrast_channel_mean, "each channel"),
+                                          (contrast_rgb_average, "plain average"),
+                                          (contrast_no_clamp, "not clamped"),
+                                          (contrast_half_grey, "grey 0.5"),
+                                          (contrast_gray_image, "saturation"),
+                                          (contrast_factor_on_mean, "the factor weights"),
+                                          (contrast_bgr, "wrong order")])
+def test_adjust_contrast_rejects_mutants_with_a_hint(wrong, words, seed):
+    result = check_adjust_contrast(wrong, verbose=False, seed=seed)
+    assert not result.passed and words in result.message, result.message
 
 
 @pytest.mark.parametrize("checker", [check_resized_crop, check_crop_params, check_gaussian_blur,

@@ -8,15 +8,11 @@ import pytest
 import torch
 from solutions_loader import load_solutions, not_attempted
 
-from sslbook.exercises._reference.ch04 import reference_lrs
-from sslbook.exercises.ch04 import (
-    check_adam_step,
-    check_momentum_step,
-    check_warmup_cosine,
-)
+from sslbook.exercises._reference.ch04 import sgdr_lrs
+from sslbook.exercises.ch04 import check_adam_step, check_momentum_step, check_sgdr
 
 solutions = load_solutions("ch04")
-
+SEEDS = (None, 1, 12345, 2**31 - 1)
 
 
 # --------------------------------------------------------------------------- Exercise 4.1
@@ -132,63 +128,114 @@ def test_adam_checker_names_the_mistake():
     assert "AdamW" in check_adam_step(adam_always_l2, verbose=False).message
 
 
-# --------------------------------------------------------------------------- Exercise 4.3
-def lr_no_warmup(step, base_lr, warmup_steps, total_steps, final_lr_fraction=0.0):
-    return solutions.warmup_cosine_lr(step, base_lr, 0, total_steps, final_lr_fraction)
-
-
-def lr_restarting(step, base_lr, warmup_steps, total_steps, final_lr_fraction=0.0):
-    """Cosine that starts over after total_steps (a warm restart)."""
-    if step < warmup_steps:
-        return base_lr * (step + 1) / (warmup_steps + 1)
-    progress = ((step - warmup_steps) / max(1, total_steps - warmup_steps)) % 1.0
-    cosine = 0.5 * (1 + math.cos(math.pi * progress))
-    return base_lr * (final_lr_fraction + (1 - final_lr_fraction) * cosine)
-
-
-def lr_warmup_from_zero(step, base_lr, warmup_steps, total_steps, final_lr_fraction=0.0):
-    if step < warmup_steps:
-        return base_lr * step / warmup_steps
-    return solutions.warmup_cosine_lr(step, base_lr, warmup_steps, total_steps, final_lr_fraction)
-
-
-def lr_ignores_final(step, base_lr, warmup_steps, total_steps, final_lr_fraction=0.0):
-    return solutions.warmup_cosine_lr(step, base_lr, warmup_steps, total_steps, 0.0)
-
-
-def lr_linear_decay(step, base_lr, warmup_steps, total_steps, final_lr_fraction=0.0):
-    if step < warmup_steps:
-        return base_lr * (step + 1) / (warmup_steps + 1)
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return base_lr * (final_lr_fraction + (1 - final_lr_fraction) * (1 - progress))
-
-
-def test_reference_lrs_follow_the_formula():
-    lrs = reference_lrs(1.0, 4, 14, 0.0, 20)
-    assert lrs[0] == pytest.approx(1 / 5) and lrs[3] == pytest.approx(4 / 5)
-    assert lrs[4] == pytest.approx(1.0) and lrs[9] == pytest.approx(0.5)
-    assert lrs[14:] == pytest.approx([0.0] * 6, abs=1e-12)
-
-
-def test_warmup_cosine_checker_accepts_the_solution():
-    result = check_warmup_cosine(solutions.warmup_cosine_lr, verbose=False)
-    assert result.passed, result.message
-
-
-@pytest.mark.parametrize("wrong", [lr_no_warmup, lr_restarting, lr_warmup_from_zero,
-                                   lr_ignores_final, lr_linear_decay])
-def test_warmup_cosine_checker_rejects_wrong_answers(wrong):
-    result = check_warmup_cosine(wrong, verbose=False)
+# --------------------------------------------------------------------------- hints, hidden seeds
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("check, wrong, hint", [
+    (check_momentum_step, momentum_swapped_nesterov, "b = g at the first step"),
+    (check_momentum_step, momentum_ema, "b <- momentum * b + g"),
+    (check_momentum_step, momentum_lr_inside_buffer, "lr is probably inside the buffer"),
+    (check_momentum_step, momentum_dampened_first_step, "no dampening then"),
+    (check_momentum_step, momentum_decay_outside, "weight_decay * p to the gradient"),
+    (check_adam_step, adam_no_bias_correction, "bias corrections"),
+    (check_adam_step, adam_eps_inside_sqrt, "outside the square root"),
+    (check_adam_step, adam_always_l2, "decoupled decay shrinks the weights"),
+    (check_adam_step, adam_always_decoupled, "penalty joins the gradient"),
+    (check_adam_step, adam_decay_without_lr, "(1 - lr * weight_decay)"),
+])
+def test_optimizer_checkers_reject_with_a_hint(check, wrong, hint, seed):
+    result = check(wrong, verbose=False, seed=seed)
     assert not result.passed
+    assert hint in result.message, result.message
 
 
-def test_warmup_cosine_checker_names_the_restart():
-    message = check_warmup_cosine(lr_restarting, verbose=False).message
-    assert "restart" in message
+@pytest.mark.parametrize("seed", SEEDS[1:])
+def test_optimizer_checkers_accept_the_solutions_on_hidden_seeds(seed):
+    assert check_momentum_step(solutions.momentum_step, verbose=False, seed=seed).passed
+    assert check_adam_step(solutions.adam_step, verbose=False, seed=seed).passed
+
+
+# --------------------------------------------------------------------------- Exercise 4.3
+def sgdr_by_cycle_index(step, base_lr, T_0, T_mult=1, eta_min=0.0):
+    """Equivalent rewrite: the cycle index in closed form (geometric series) instead of a loop."""
+    if T_mult == 1:
+        t, T_i = step % T_0, T_0
+    else:
+        i = int(math.floor(math.log(step * (T_mult - 1) / T_0 + 1, T_mult) + 1e-12))
+        while T_0 * (T_mult ** (i + 1) - 1) // (T_mult - 1) <= step:  # guard the rounding
+            i += 1
+        while i > 0 and T_0 * (T_mult ** i - 1) // (T_mult - 1) > step:
+            i -= 1
+        t, T_i = step - T_0 * (T_mult ** i - 1) // (T_mult - 1), T_0 * T_mult ** i
+    return eta_min + (base_lr - eta_min) * 0.5 * (1 + math.cos(math.pi * t / T_i))
+
+
+def sgdr_no_growth(step, base_lr, T_0, T_mult=1, eta_min=0.0):
+    return solutions.sgdr_lr(step, base_lr, T_0, 1, eta_min)
+
+
+def sgdr_no_restart(step, base_lr, T_0, T_mult=1, eta_min=0.0):
+    t = min(step, T_0)
+    return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * t / T_0)) / 2
+
+
+def sgdr_to_zero(step, base_lr, T_0, T_mult=1, eta_min=0.0):
+    return solutions.sgdr_lr(step, base_lr, T_0, T_mult, 0.0)
+
+
+def sgdr_short_cycle(step, base_lr, T_0, T_mult=1, eta_min=0.0):
+    T_i, t = T_0, step
+    while t >= T_i:
+        t -= T_i
+        T_i *= T_mult
+    return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * t / max(T_i - 1, 1))) / 2
+
+
+def sgdr_rising(step, base_lr, T_0, T_mult=1, eta_min=0.0):
+    return base_lr + eta_min - solutions.sgdr_lr(step, base_lr, T_0, T_mult, eta_min)
+
+
+def sgdr_scheduler(step, base_lr, T_0, T_mult=1, eta_min=0.0):
+    """Runs torch's scheduler: right values, but the grader flags torch.optim.lr_scheduler."""
+    return sgdr_lrs(base_lr, T_0, T_mult, eta_min, step + 1)[-1]
+
+
+def test_sgdr_reference_restarts_where_the_chapter_says():
+    lrs = sgdr_lrs(1.0, 10, 2, 0.0, 100)
+    rises = [s for s in range(1, 100) if lrs[s] > lrs[s - 1] + 1e-12]
+    assert rises == [10, 30, 70]  # cycles of 10, 20, 40 steps (the chapter's Figure 4.4)
+    assert lrs[0] == 1.0 and lrs[5] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sgdr_solution_and_rewrite_pass(seed):
+    for fn in (solutions.sgdr_lr, sgdr_by_cycle_index):
+        result = check_sgdr(fn, verbose=False, seed=seed)
+        assert result.passed, (fn.__name__, result.message)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("wrong, hint", [
+    (sgdr_no_growth, "periods do not grow"),
+    (sgdr_no_restart, "no restart"),
+    (sgdr_to_zero, "down to eta_min"),
+    (sgdr_short_cycle, "T_cur / (T_i - 1)"),
+    (sgdr_rising, "rises within a cycle"),
+])
+def test_sgdr_rejects(wrong, hint, seed):
+    result = check_sgdr(wrong, verbose=False, seed=seed)
+    assert not result.passed
+    assert hint in result.message, result.message
+
+
+def test_sgdr_through_the_scheduler_is_flagged_by_the_grader():
+    from sslbook.teach.grading import grade_exercise
+
+    row = grade_exercise("4.3", {"sgdr_lr": sgdr_scheduler}, seed=5)
+    assert not row["passed"] and "lr_scheduler" in row["flagged"], row
 
 
 # --------------------------------------------------------------------------- all
-@pytest.mark.parametrize("check", [check_momentum_step, check_adam_step, check_warmup_cosine])
+@pytest.mark.parametrize("check", [check_momentum_step, check_adam_step, check_sgdr])
 def test_unfinished_stub_is_reported_not_raised(check, capsys):
     result = check(not_attempted)
     assert not result.passed and "not attempted" in result.message

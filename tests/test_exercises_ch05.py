@@ -1,10 +1,12 @@
-"""The Chapter 5 checkers accept the solutions and reject plausible wrong answers."""
+"""The Chapter 5 checkers accept the solutions and equivalent rewrites and reject plausible wrong
+answers with a hint, on the default inputs and on hidden seeds."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -15,6 +17,7 @@ _spec = importlib.util.spec_from_file_location("ch05_solutions",
                                                ROOT / "chapters" / "solutions" / "ch05.py")
 solutions = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(solutions)
+SEEDS = (None, 1, 12345, 2**31 - 1)
 
 
 def stub(*args, **kwargs):
@@ -59,18 +62,29 @@ def ce_ignores_smoothing(logits, targets, smoothing):
     return F.cross_entropy(logits, targets)
 
 
-def test_cross_entropy_accepts_solution():
-    assert check_cross_entropy(solutions.my_cross_entropy, verbose=False).passed
+def ce_log_softmax(logits, targets, smoothing):
+    """Equivalent rewrite: (1 - eps) NLL + eps * the mean of -log p over the classes."""
+    log_p = F.log_softmax(logits, dim=1)
+    nll = -log_p.gather(1, targets[:, None]).squeeze(1)
+    return ((1 - smoothing) * nll - smoothing * log_p.mean(dim=1)).mean()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cross_entropy_accepts_solution(seed):
+    assert check_cross_entropy(solutions.my_cross_entropy, verbose=False, seed=seed).passed
+    assert check_cross_entropy(ce_log_softmax, verbose=False, seed=seed).passed
     assert check_cross_entropy(
-        lambda z, y, eps: F.cross_entropy(z, y, label_smoothing=eps), verbose=False).passed
+        lambda z, y, eps: F.cross_entropy(z, y, label_smoothing=eps), verbose=False,
+        seed=seed).passed
 
 
-def test_cross_entropy_rejects_wrong_answers():
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cross_entropy_rejects_wrong_answers(seed):
     hints = {ce_sum: "summed", ce_no_minus: "sign", ce_probabilities: "probabilities",
              ce_smooth_others_only: "ALL classes", ce_naive_exp: "maximum",
              ce_ignores_smoothing: ""}
     for wrong, hint in hints.items():
-        result = check_cross_entropy(wrong, verbose=False)
+        result = check_cross_entropy(wrong, verbose=False, seed=seed)
         assert not result.passed, wrong.__name__
         assert hint in result.message, (wrong.__name__, result.message)
 
@@ -122,16 +136,31 @@ def noise_in_place(labels, fraction, pairs, generator=None):
     return labels
 
 
-def test_pair_noise_accepts_solution():
-    assert check_pair_noise(solutions.my_pair_noise, verbose=False).passed
+def noise_sorted_keys(labels, fraction, pairs, generator=None):
+    """Equivalent rewrite: a random key per example, the smallest round(fraction n_c) keys of
+    each class change."""
+    keys = torch.rand(len(labels), generator=generator)
+    noisy = labels.clone()
+    for c in range(len(pairs)):
+        members = torch.nonzero(labels == c).flatten()
+        chosen = members[keys[members].argsort()[:round(fraction * len(members))]]
+        noisy[chosen] = pairs[c]
+    return noisy
 
 
-def test_pair_noise_rejects_wrong_answers():
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pair_noise_accepts_solution(seed):
+    assert check_pair_noise(solutions.my_pair_noise, verbose=False, seed=seed).passed
+    assert check_pair_noise(noise_sorted_keys, verbose=False, seed=seed).passed
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pair_noise_rejects_wrong_answers(seed):
     hints = {noise_coin_flip: "exact", noise_global_count: "exact",
              noise_symmetric: "pairs[its class]", noise_first_k: "at random",
              noise_in_place: "in place"}
     for wrong, hint in hints.items():
-        result = check_pair_noise(wrong, verbose=False)
+        result = check_pair_noise(wrong, verbose=False, seed=seed)
         assert not result.passed, wrong.__name__
         assert hint in result.message, (wrong.__name__, result.message)
 
@@ -160,15 +189,24 @@ def confusion_diagonal_only(predicted, labels, num_classes):
     return torch.diag(torch.diag(counts))
 
 
-def test_confusion_matrix_accepts_solution():
-    assert check_confusion_matrix(solutions.my_confusion_matrix, verbose=False).passed
+def confusion_bincount(predicted, labels, num_classes):
+    """Equivalent rewrite: one bincount of true * C + predicted."""
+    return torch.bincount(labels * num_classes + predicted,
+                          minlength=num_classes**2).view(num_classes, num_classes)
 
 
-def test_confusion_matrix_rejects_wrong_answers():
+@pytest.mark.parametrize("seed", SEEDS)
+def test_confusion_matrix_accepts_solution(seed):
+    assert check_confusion_matrix(solutions.my_confusion_matrix, verbose=False, seed=seed).passed
+    assert check_confusion_matrix(confusion_bincount, verbose=False, seed=seed).passed
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_confusion_matrix_rejects_wrong_answers(seed):
     hints = {confusion_transposed: "swapped", confusion_sized_from_data: "num_classes",
              confusion_rates: "counts", confusion_diagonal_only: "difference"}
     for wrong, hint in hints.items():
-        result = check_confusion_matrix(wrong, verbose=False)
+        result = check_confusion_matrix(wrong, verbose=False, seed=seed)
         assert not result.passed, wrong.__name__
         assert hint in result.message, (wrong.__name__, result.message)
 

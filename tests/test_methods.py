@@ -37,7 +37,8 @@ SMALL = {  # small heads so that every test stays fast
     "moco": {"hidden_dim": 32, "out_dim": 16, "queue_size": 64, "bn_splits": 2},
     "byol": {"hidden_dim": 32, "out_dim": 16},
     "simsiam": {"dim": 32, "pred_dim": 8},
-    "swav": {"hidden_dim": 32, "out_dim": 16, "n_prototypes": 10, "freeze_prototypes_steps": 0},
+    "swav": {"hidden_dim": 32, "out_dim": 16, "n_prototypes": 10, "freeze_prototypes_steps": 0,
+             "queue_start_epochs": 0},  # a queue, when given, is used once full
 }
 
 

@@ -171,3 +171,8 @@ def test_ablation_reads_cards_measures_collapse_and_refuses_a_stranger(store, ca
     assert "tiny-x" in capsys.readouterr().out
     with pytest.raises(ValueError, match="not an ablation of tiny-x"):
         pretrained.ablation("tiny-x", ["tiny"])
+    drifted = json.loads((folder / "tiny-x.json").read_text())
+    drifted["collapse"] = {"rank_p": live["rank_p"] * 1.05}  # the file no longer matches
+    (folder / "tiny-x.json").write_text(json.dumps(drifted))
+    with pytest.raises(pretrained.PretrainedError, match="rank_p .* its card says"):
+        pretrained.ablation("tiny", ["tiny-x"])

@@ -33,10 +33,10 @@ def adam_step(param, grad, state, hp):
     return param - hp["lr"] * m_hat / (v_hat.sqrt() + hp["eps"])
 
 
-def warmup_cosine_lr(step, base_lr, warmup_steps, total_steps, final_lr_fraction=0.0):
-    """The learning rate of sslbook.optim.warmup_cosine at a 0-based step."""
-    if step < warmup_steps:
-        return base_lr * (step + 1) / (warmup_steps + 1)
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    cosine = 0.5 * (1 + math.cos(math.pi * progress))
-    return base_lr * (final_lr_fraction + (1 - final_lr_fraction) * cosine)
+def sgdr_lr(step, base_lr, T_0, T_mult=1, eta_min=0.0):
+    """SGDR's learning rate at a 0-based scheduler step: cycle i lasts T_0 * T_mult**i steps."""
+    T_i, t = T_0, step  # length of the current cycle, steps since its restart
+    while t >= T_i:  # skip the finished cycles
+        t -= T_i
+        T_i *= T_mult
+    return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * t / T_i)) / 2

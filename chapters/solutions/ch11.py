@@ -1,5 +1,7 @@
 """Solutions to the exercises of Chapter 11 (SimSiam and SwAV)."""
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -12,22 +14,26 @@ def my_simsiam_loss(p1, p2, z1, z2):
     return D(p1, z2) / 2 + D(p2, z1) / 2
 
 
-def my_sinkhorn(scores, epsilon=0.05, iterations=3):
-    """B x K scores -> B x K codes: rows (samples) sum to 1, columns to about B / K."""
+def my_log_sinkhorn(scores, epsilon=0.05, iterations=3):
+    """Sinkhorn-Knopp on log Q: B x K scores -> B x K codes, finite for any epsilon."""
     B, K = scores.shape
-    Q = torch.exp(scores / epsilon).T  # K x B
-    Q = Q / Q.sum()
+    log_q = scores.T / epsilon  # K x B, log of exp(scores / epsilon)
+    log_q = log_q - torch.logsumexp(log_q.flatten(), dim=0)  # total mass 1
     for _ in range(iterations):
-        Q = Q / Q.sum(dim=1, keepdim=True) / K  # each prototype gets 1 / K of the mass
-        Q = Q / Q.sum(dim=0, keepdim=True) / B  # each sample gets 1 / B of the mass
-    return (Q * B).T
+        log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True) - math.log(K)  # rows: 1/K
+        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) - math.log(B)  # cols: 1/B
+    return torch.exp(log_q + math.log(B)).T  # B x K, each row sums to 1
 
 
-def my_swapped_prediction(scores1, scores2, temperature=0.1, epsilon=0.05, iterations=3):
-    """SwAV Eq. 1-2: view 1 predicts the code of view 2 and vice versa."""
-    with torch.no_grad():
-        q1 = my_sinkhorn(scores1, epsilon, iterations)
-        q2 = my_sinkhorn(scores2, epsilon, iterations)
-    log_p1 = F.log_softmax(scores1 / temperature, dim=1)
-    log_p2 = F.log_softmax(scores2 / temperature, dim=1)
-    return -((q2 * log_p1).sum(dim=1).mean() + (q1 * log_p2).sum(dim=1).mean()) / 2
+def my_swav_grad(scores1, scores2, temperature=0.1, epsilon=0.05, iterations=3):
+    """d swav_loss / d scores1 and d scores2, by hand: the codes are constants."""
+    from sslbook.losses import sinkhorn
+
+    B = len(scores1)
+    q1 = sinkhorn(scores1, epsilon, iterations)  # B x K, code of view 1
+    q2 = sinkhorn(scores2, epsilon, iterations)  # B x K, code of view 2
+    # loss = -(mean_b q2 . log softmax(s1 / T) + mean_b q1 . log softmax(s2 / T)) / 2, and
+    # d/ds of -q . log softmax(s / T) = (softmax(s / T) - q) / T for a code q summing to 1
+    g1 = (F.softmax(scores1 / temperature, dim=1) - q2) / (2 * B * temperature)
+    g2 = (F.softmax(scores2 / temperature, dim=1) - q1) / (2 * B * temperature)
+    return g1, g2

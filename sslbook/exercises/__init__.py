@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -75,6 +76,33 @@ def close(actual, expected, atol: float = 1e-5, rtol: float = 1e-4) -> tuple[boo
                    f"{actual[where].item():.6g}, expected {expected[where].item():.6g}")
 
 
+class AutogradForbidden(RuntimeError):
+    """Raised when an answer that must compute a gradient by hand calls autograd."""
+
+
+@contextmanager
+def no_autograd():
+    """Inside the block, ``Tensor.backward``, ``torch.autograd.grad`` and ``torch.func``'s
+    transforms raise :class:`AutogradForbidden`: for the exercises that ask for a gradient
+    written by hand (the checkers compare it with autograd outside the block)."""
+    import torch.func
+
+    def refuse(*args, **kwargs):
+        raise AutogradForbidden("this exercise asks for the gradient by hand: do not call "
+                                "backward(), torch.autograd.grad or torch.func")
+
+    patched = [(torch.autograd, "backward"), (torch.autograd, "grad")] + [
+        (torch.func, name) for name in ("grad", "grad_and_value", "vjp", "jacrev", "jacfwd")]
+    saved = [(module, name, getattr(module, name)) for module, name in patched]
+    for module, name in patched:
+        setattr(module, name, refuse)
+    try:
+        yield
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
+
+
 def _collect_checkers() -> dict[str, Callable]:
     """Every ``check_*`` of the chapter modules ``ch01``, ``ch02`` ..., by name."""
     import importlib
@@ -95,4 +123,5 @@ def _collect_checkers() -> dict[str, Callable]:
 
 CHECKERS = _collect_checkers()
 globals().update(CHECKERS)
-__all__ = ["CHECKERS", "CheckResult", "close", "report", "run_check", *CHECKERS]
+__all__ = ["CHECKERS", "AutogradForbidden", "CheckResult", "close", "no_autograd", "report",
+           "run_check", *CHECKERS]

@@ -29,6 +29,61 @@ def _as_float(result, name: str = "your function") -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- Exercise 2.1
+def _grid_sample(x: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, mode: str = "bilinear",
+                 yx: bool = False) -> torch.Tensor:
+    """Sample x at normalised columns gx and rows gy (both N x size); yx puts (y, x) in the
+    grid's last axis instead of (x, y)."""
+    n, size = gx.shape
+    across = gx[:, None, :].expand(n, size, size)  # x varies along the output's columns
+    down = gy[:, :, None].expand(n, size, size)  # y varies along the output's rows
+    grid = torch.stack([down, across] if yx else [across, down], dim=-1).to(x.dtype)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
+
+
+def _crop_variants(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: torch.Tensor,
+                   w: torch.Tensor, size: int) -> dict[str, torch.Tensor]:
+    """Plausible wrong answers of Exercise 2.1, to name a student's mistake."""
+    n, _, H, W = x.shape
+    j = torch.arange(size, dtype=torch.float64)  # output pixel index
+    top, left, h, w = (v.double()[:, None] for v in (top, left, h, w))  # N x 1
+    u, v = left + (j + 0.5) * w / size - 0.5, top + (j + 0.5) * h / size - 0.5  # N x size
+
+    def norm(coord, side):
+        return (2 * coord + 1) / side - 1
+
+    right = _grid_sample(x, norm(u, W), norm(v, H))
+    return {
+        "height and width are swapped: height counts rows (y), width counts columns (x)":
+            augment.resized_crop(x, top.long().flatten(), left.long().flatten(),
+                                 w.long().flatten(), h.long().flatten(), size),
+        "top and left are swapped: top is a row (y), left a column (x)":
+            augment.resized_crop(x, left.long().flatten(), top.long().flatten(),
+                                 h.long().flatten(), w.long().flatten(), size),
+        "the grid's last axis holds (y, x): grid_sample wants (x, y), x first":
+            _grid_sample(x, norm(u, W), norm(v, H), yx=True),
+        "the output is transposed: x must vary along the grid's columns (its third axis), "
+        "y along its rows": right.transpose(-1, -2),
+        "rows are normalised by W and columns by H: divide x by the width W, y by the height H":
+            _grid_sample(x, norm(u, H), norm(v, W)),
+        "the half-pixel offsets are missing: the source column is left + (j + 0.5) w / size "
+        "- 0.5, and the normalised coordinate (2u + 1) / W - 1":
+            _grid_sample(x, 2 * (left + j * w / size) / W - 1, 2 * (top + j * h / size) / H - 1),
+        "the normalisation is align_corners=True's (2u / (W - 1) - 1) while grid_sample uses "
+        "align_corners=False: use (2u + 1) / W - 1":
+            _grid_sample(x, 2 * u / (W - 1) - 1, 2 * v / (H - 1) - 1),
+        "the corners are aligned (align_corners=True): output pixel centres sit at "
+        "left + (j + 0.5) w / size - 0.5, not on the box's corners":
+            _grid_sample(x, norm(left + j * (w - 1) / (size - 1), W),
+                         norm(top + j * (h - 1) / (size - 1), H)),
+        "the whole image is resized, not the box: offset by top/left and scale by the box's "
+        "height/width": F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False),
+        "every image is cropped with the first box: box i belongs to image i":
+            _grid_sample(x, norm(u[:1].expand(n, -1), W), norm(v[:1].expand(n, -1), H)),
+        "the sampling is nearest-neighbour: use mode='bilinear'":
+            _grid_sample(x, norm(u, W), norm(v, H), mode="nearest"),
+    }
+
+
 def check_resized_crop(fn: Callable, verbose: bool = True,
                        seed: int | None = None) -> CheckResult:
     """Check ``fn(x, top, left, height, width, size) -> N x C x size x size``.
@@ -37,7 +92,11 @@ def check_resized_crop(fn: Callable, verbose: bool = True,
     - 1``) of image i, resized bilinearly (``align_corners=False``, no antialiasing) to
     ``size x size``. Boxes are never smaller than the output here, so crop-then-interpolate and
     :func:`sslbook.augment.resized_crop` (one ``grid_sample``) must agree to float precision.
-    With a ``seed`` (the grader's hidden checks) the images and boxes are drawn from it.
+    Images are not square and boxes differ per image, so swapped sides, swapped top/left, a grid
+    in (y, x) order, a transposed output, swapped normalisers, missing half-pixel offsets, the
+    corners aligned, the whole image resized, one box for all and nearest sampling are
+    recognised. With a ``seed`` (the grader's hidden checks) the images and boxes are drawn from
+    it.
     """
 
     def test() -> tuple[bool, str]:
@@ -55,10 +114,15 @@ def check_resized_crop(fn: Callable, verbose: bool = True,
                                " one size x size crop per image, channels kept")
             expected = augment.resized_crop(x, top, left, h, w, size).double()
             ok, hint = close(out, expected, atol=1e-5, rtol=1e-4)
-            if not ok:
-                return False, (f"for {H} x {W} images resized to {size}: {hint}. Check the slice "
-                               "x[i, :, top:top + height, left:left + width] (height is rows), "
-                               "mode='bilinear', align_corners=False, antialias=False")
+            if ok:
+                continue
+            where = f"(for {H} x {W} images resized to {size})"
+            for mistake, value in _crop_variants(x, top, left, h, w, size).items():
+                if close(out, value.double(), atol=1e-5, rtol=1e-4)[0]:
+                    return False, f"{where} {mistake}"
+            return False, (f"{where} {hint}. Check the slice x[i, :, top:top + height, "
+                           "left:left + width] (height is rows), mode='bilinear', "
+                           "align_corners=False, antialias=False")
         return True, "crop + bilinear resize matches sslbook.augment.resized_crop"
 
     return run_check("Exercise 2.1 - crop a box and resize it", test, verbose)
@@ -101,15 +165,61 @@ def _box_stats(top: torch.Tensor, left: torch.Tensor, h: torch.Tensor, w: torch.
     }
 
 
+def _crop_param_variants(n: int, H: int, W: int, scale: tuple[float, float],
+                         ratio: tuple[float, float], seed: int) -> dict[str, tuple]:
+    """Boxes drawn by plausible wrong samplers of Exercise 2.2, to name a student's mistake by
+    the distribution their boxes follow."""
+    g = torch.Generator().manual_seed(seed)
+
+    def uniform(low, high, attempts=10):
+        return low + (high - low) * torch.rand(n, attempts, generator=g, dtype=torch.float64)
+
+    def sample(area, aspect, rounding=torch.round, retry=True, centred=False):
+        w = rounding(torch.sqrt(area * aspect)).long()  # N x 10 attempts
+        h = rounding(torch.sqrt(area / aspect)).long()
+        if retry:
+            ok = (w > 0) & (w <= W) & (h > 0) & (h <= H)  # N x 10
+            first = ok.int().argmax(dim=1, keepdim=True)
+            w = torch.where(ok.any(1), w.gather(1, first).squeeze(1), W)
+            h = torch.where(ok.any(1), h.gather(1, first).squeeze(1), H)
+        else:
+            w, h = w[:, 0].clamp(1, W), h[:, 0].clamp(1, H)
+        if centred:
+            return (H - h) // 2, (W - w) // 2, h, w
+        top = (torch.rand(n, generator=g, dtype=torch.float64) * (H - h + 1)).long()
+        left = (torch.rand(n, generator=g, dtype=torch.float64) * (W - w + 1)).long()
+        return top, left, h, w
+
+    area = H * W * uniform(*scale)
+    log_aspect = torch.exp(uniform(math.log(ratio[0]), math.log(ratio[1])))
+    side = uniform(math.sqrt(scale[0]), math.sqrt(scale[1]))
+    return {
+        "the aspect ratio is drawn uniformly in ratio: draw log(ratio) uniformly, then exp":
+            sample(area, uniform(*ratio)),
+        "the side is drawn uniformly (in sqrt(scale)), not the area: the area is uniform in "
+        "scale * H * W": sample(H * W * side**2, log_aspect),
+        "the area ignores `scale`: draw it uniformly in [scale[0], scale[1]] * H * W":
+            sample(H * W * uniform(0.0, 1.0), log_aspect),
+        "the sides are clamped to the image instead of drawn again: retry (up to 10 attempts) "
+        "until the box fits": sample(area, log_aspect, retry=False),
+        "the sides are truncated (int): w = round(sqrt(area * ratio)), h = round(sqrt(area / "
+        "ratio))": sample(area, log_aspect, rounding=torch.floor),
+        "every box is centred: draw top uniformly in [0, H - h] and left in [0, W - w]":
+            sample(area, log_aspect, centred=True),
+    }
+
+
 def check_crop_params(fn: Callable, verbose: bool = True,
                       seed: int | None = None) -> CheckResult:
     """Check ``fn(n, height, width, scale, ratio, generator) -> (top, left, h, w)``.
 
     The random-resized-crop sampler (torchvision's ``RandomResizedCrop.get_params`` for n boxes,
     as :func:`sslbook.augment.crop_params`): every box inside the image, the same seed giving
-    the same boxes, and the crop area, log aspect ratio and centre position distributed as the
-    library's (two-sample KS test at level 1e-4 on 20,000 boxes). With a ``seed`` (the grader's
-    hidden checks) the generators' seeds are drawn from it.
+    the same boxes, positions reaching every edge, and the crop area, log aspect ratio and centre
+    position distributed as the library's (two-sample KS test at level 1e-4 on 20,000 boxes).
+    Boxes distributed as those of a plausible wrong sampler (uniform aspect ratio, uniform side,
+    scale ignored, clamped sides, truncated sides, centred boxes) are named. With a ``seed``
+    (the grader's hidden checks) the generators' seeds are drawn from it.
     """
     s1, s2, s3 = (22, 7, 1022) if seed is None else \
         torch.randint(0, 2**31 - 1, (3,), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -129,18 +239,42 @@ def check_crop_params(fn: Callable, verbose: bool = True,
             again = _boxes(fn(500, H, W, scale, ratio, torch.Generator().manual_seed(s2)), 500)
             if not all(torch.equal(u, v) for u, v in zip(first, again, strict=True)):
                 return False, "the same seed gave different boxes: draw from `generator` only"
+            if torch.equal(top, (H - h) // 2) and torch.equal(left, (W - w) // 2):
+                return False, ("every box is centred: draw top uniformly in [0, H - h] and "
+                               "left in [0, W - w]")
+            for name, pos, room in (("top", top, H - h), ("left", left, W - w)):
+                # A uniform position hits each end with probability 1 / (room + 1): thousands of
+                # hits expected in 20,000 boxes, so none at all is a bound left out.
+                free = room > 0  # boxes that can move
+                expected = (1.0 / (room[free].double() + 1)).sum().item()
+                if expected >= 20 and not (pos == room)[free].any():
+                    side = "H - h" if name == "top" else "W - w"
+                    return False, (f"{name} never equals {side} (about {expected:.0f} of "
+                                   f"{n} boxes should): the upper end is left out; {name} is "
+                                   f"uniform in [0, {side}], both ends included")
+                if expected >= 20 and not (pos == 0)[free].any():
+                    return False, (f"{name} is never 0: the lower end is left out; {name} is "
+                                   "uniform from 0 upwards")
             ref = augment.crop_params(n, H, W, scale, ratio,
                                       generator=torch.Generator().manual_seed(s3))
             limit = ks_critical(n, n)
             ours, theirs = _box_stats(top, left, h, w, H, W), _box_stats(*ref, H, W)
-            for name in ours:
-                d = ks_statistic(ours[name], theirs[name])
-                if d > limit:
-                    return False, (f"on {H} x {W} images with scale={scale}: the {name} is not "
-                                   f"distributed as the library's (KS statistic {d:.3f} > "
-                                   f"{limit:.3f}). Draw the area uniformly in scale * H * W, "
-                                   "log(ratio) uniformly, retry up to 10 times, then place the "
-                                   "box uniformly")
+            gaps = {name: ks_statistic(ours[name], theirs[name]) for name in ours}
+            worst = max(gaps, key=gaps.get)
+            if gaps[worst] <= limit:
+                continue
+            where = f"(on {H} x {W} images with scale={scale})"
+            fits = {}
+            for mistake, boxes in _crop_param_variants(n, H, W, scale, ratio, s3).items():
+                theirs = _box_stats(*boxes, H, W)
+                fits[mistake] = max(ks_statistic(ours[k], theirs[k]) for k in ours)
+            best = min(fits, key=fits.get)
+            if fits[best] <= limit:
+                return False, f"{where} your boxes are distributed as when {best}"
+            return False, (f"{where} the {worst} is not distributed as the library's (KS "
+                           f"statistic {gaps[worst]:.3f} > {limit:.3f}). Draw the area uniformly "
+                           "in scale * H * W, log(ratio) uniformly, retry up to 10 times, then "
+                           "place the box uniformly")
         return True, "boxes are valid, seeded and distributed as sslbook.augment.crop_params"
 
     return run_check("Exercise 2.2 - sample random-resized-crop boxes", test, verbose)
@@ -226,26 +360,72 @@ def check_gaussian_blur(fn: Callable, verbose: bool = True,
 
 
 # --------------------------------------------------------------------------- Exercise 2.4
+def _contrast_variants(x: torch.Tensor, factor: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Plausible wrong answers of Exercise 2.4, to name a student's mistake."""
+    f = factor.view(-1, 1, 1, 1).to(x.dtype)  # N x 1 x 1 x 1
+
+    def gray(weights):
+        if x.shape[1] != 3:
+            return x[:, :1]
+        return sum(wt * x[:, i:i + 1] for i, wt in enumerate(weights))  # N x 1 x H x W
+
+    g = gray((0.299, 0.587, 0.114))
+    m = g.mean(dim=(2, 3), keepdim=True)  # N x 1 x 1 x 1
+
+    def blend(mean, clamp=True):
+        out = f * x + (1 - f) * mean
+        return out.clamp(0, 1) if clamp else out
+
+    return {
+        "the result is not clamped: clamp to [0, 1] (factors above 1 overshoot)":
+            blend(m, clamp=False),
+        "one mean for the whole batch: each image is blended with the mean of its own "
+        "grayscale": blend(g.mean()),
+        "each channel is blended with its own mean: use one number per image, the mean of the "
+        "grayscale 0.299 R + 0.587 G + 0.114 B": blend(x.mean(dim=(2, 3), keepdim=True)),
+        "the mean is the plain average of R, G and B: weight them 0.299, 0.587, 0.114":
+            blend(x.mean(dim=(1, 2, 3), keepdim=True)),
+        "the grayscale weights are in the wrong order: 0.299 R + 0.587 G + 0.114 B, with R the "
+        "first channel": blend(gray((0.114, 0.587, 0.299)).mean(dim=(2, 3), keepdim=True)),
+        "each image is blended with its grayscale image (that is saturation): blend with the "
+        "mean of the grayscale, one number per image": blend(g),
+        "the image is blended with grey 0.5: use the mean of the image's own grayscale":
+            blend(torch.full_like(m, 0.5)),
+        "the factor weights the mean: f multiplies the image, (1 - f) the mean":
+            ((1 - f) * x + f * m).clamp(0, 1),
+    }
+
+
 def check_adjust_contrast(fn: Callable, verbose: bool = True,
                           seed: int | None = None) -> CheckResult:
     """Check ``fn(x, factor) -> x'``: per image, ``clamp(f x + (1 - f) m, 0, 1)`` where m is the
     mean of the image's grayscale (0.299 R + 0.587 G + 0.114 B; the image itself if grey), as
-    torchvision's ``adjust_contrast`` and :func:`sslbook.augment.adjust_contrast`. With a
-    ``seed`` (the grader's hidden checks) the images are drawn from it."""
+    torchvision's ``adjust_contrast`` and :func:`sslbook.augment.adjust_contrast`.
+
+    Images have different means and some factors exceed 1, so a missing clamp, a batch mean,
+    per-channel means, the plain RGB average, reversed grayscale weights, a blend with the
+    grayscale image, with grey 0.5, and f on the wrong side are recognised. With a ``seed`` (the
+    grader's hidden checks) the images and factors are drawn from it."""
 
     def test() -> tuple[bool, str]:
         generator = torch.Generator().manual_seed(24 if seed is None else seed)
+        factor = torch.tensor([0.0, 0.5, 1.0, 1.5, 1.9, 0.2])  # N, some above 1: clamping
+        if seed is not None:  # one factor of 0 and one above 1 always, the rest in [0, 2]
+            factor = torch.cat([torch.tensor([0.0, 1.6]), 2 * torch.rand(4, generator=generator)])
         for c in (3, 1):
             x = torch.rand(6, c, 12, 12, generator=generator)  # N x C x H x W
             x = x * torch.rand(6, c, 1, 1, generator=generator)  # images of different means
-            factor = torch.tensor([0.0, 0.5, 1.0, 1.5, 1.9, 0.2])  # N, some above 1: clamping
             out = _as_float(fn(x.clone(), factor.clone()))
             expected = augment.adjust_contrast(x, factor).double()
             ok, hint = close(out, expected, atol=1e-5, rtol=1e-4)
-            if not ok:
-                return False, (f"with {c}-channel images: {hint}. Blend each image with the "
-                               "mean of ITS OWN grayscale (one number per image), then clamp "
-                               "to [0, 1]")
+            if ok:
+                continue
+            for mistake, value in _contrast_variants(x, factor).items():
+                if close(out, value.double(), atol=1e-5, rtol=1e-4)[0]:
+                    return False, f"(with {c}-channel images) {mistake}"
+            return False, (f"with {c}-channel images: {hint}. Blend each image with the "
+                           "mean of ITS OWN grayscale (one number per image), then clamp "
+                           "to [0, 1]")
         return True, "matches sslbook.augment.adjust_contrast"
 
     return run_check("Exercise 2.4 - contrast jitter", test, verbose)

@@ -80,42 +80,79 @@ def _true_output_size(size: int, kernel_size: int, stride: int, padding: int,
                     dilation=(dilation, 1)).shape[2]
 
 
+def _size_variants(size: int, k: int, stride: int, padding: int, dilation: int) -> dict:
+    """Plausible wrong answers of Exercise 3.2, to name a student's mistake."""
+    span = dilation * (k - 1) + 1  # the window's extent
+    return {
+        "the division is rounded: a window either fits or not, so take the floor (//)":
+            round((size + 2 * padding - span) / stride) + 1,
+        "the division is rounded up (ceil): that is ceil_mode=True; a convolution takes the "
+        "floor (//)": -((size + 2 * padding - span) // -stride) + 1,
+        "the padding is counted once: it is added on both sides, 2 * padding":
+            (size + padding - span) // stride + 1,
+        "the dilation is ignored: a dilated window spans dilation * (kernel_size - 1) + 1 "
+        "pixels": (size + 2 * padding - k) // stride + 1,
+        "the dilation multiplies the whole kernel: the window spans dilation * (kernel_size - 1)"
+        " + 1 pixels, not dilation * kernel_size": (size + 2 * padding - dilation * k) // stride
+        + 1,
+        "the stride is ignored: divide the room left by the stride, then add 1":
+            size + 2 * padding - span + 1,
+        "the + 1 is missing: the first window counts too": (size + 2 * padding - span) // stride,
+    }
+
+
+def _size_settings(seed: int | None) -> list[tuple[int, int, int, int, int]]:
+    """(size, kernel_size, stride, padding, dilation) for which a convolution is defined: every
+    combination of a small grid by default, 600 random ones (sides up to 512, kernels up to 11,
+    strides up to 5, paddings up to 5, dilations up to 4) with a seed."""
+    if seed is None:
+        grid = [(size, k, s, p, d) for d in (1, 2) for k in (1, 2, 3, 5, 7) for s in (1, 2, 3)
+                for p in range(4) for size in range(1, 41)]
+    else:
+        g = torch.Generator().manual_seed(seed)
+        columns = [torch.randint(low, high, (600,), generator=g).tolist()
+                   for low, high in ((1, 513), (1, 12), (1, 6), (0, 6), (1, 5))]
+        grid = list(zip(*columns, strict=True))
+    return [(size, k, s, p, d) for size, k, s, p, d in grid
+            if size + 2 * p >= d * (k - 1) + 1]  # otherwise no window fits: undefined
+
+
 def check_conv_output_size(fn: Callable, verbose: bool = True,
                            seed: int | None = None) -> CheckResult:
     """Check ``fn(size, kernel_size, stride=1, padding=0, dilation=1) -> int``.
 
     Compared with the side length that ``F.conv2d`` actually produces for every combination of
     input sizes 1-40, kernels 1/2/3/5/7, strides 1-3, paddings 0-3 and dilations 1-2 for which a
-    convolution is defined. The same formula gives the output of ``nn.MaxPool2d``.
+    convolution is defined; with a ``seed`` (the grader's hidden checks), on 600 settings drawn
+    from it in wider ranges. The same formula gives the output of ``nn.MaxPool2d``. Rounding,
+    ceil, padding counted once, dilation ignored or multiplying the kernel, stride ignored and a
+    missing + 1 are named.
     """
 
     def test() -> tuple[bool, str]:
-        tried = 0
-        for dilation in (1, 2):
-            for kernel_size in (1, 2, 3, 5, 7):
-                for stride in (1, 2, 3):
-                    for padding in range(4):
-                        for size in range(1, 41):
-                            span = dilation * (kernel_size - 1) + 1
-                            if size + 2 * padding < span:
-                                continue  # no window fits: the convolution is undefined
-                            expected = _true_output_size(size, kernel_size, stride, padding,
-                                                         dilation)
-                            got = fn(size, kernel_size, stride, padding, dilation)
-                            tried += 1
-                            if isinstance(got, torch.Tensor):
-                                got = got.item()
-                            if isinstance(got, float) and not got.is_integer():
-                                return False, (f"size={size}, kernel_size={kernel_size}, "
-                                               f"stride={stride}, padding={padding}, dilation="
-                                               f"{dilation} gave {got}, not a whole number: "
-                                               "a window either fits or it does not (floor)")
-                            if got != expected:
-                                return False, (f"size={size}, kernel_size={kernel_size}, "
-                                               f"stride={stride}, padding={padding}, dilation="
-                                               f"{dilation}: got {got}, a convolution gives "
-                                               f"{expected}")
-        return True, f"right for all {tried} settings tried, dilation included"
+        settings = _size_settings(seed)
+        answers, wrong = [], []
+        for size, kernel_size, stride, padding, dilation in settings:
+            got = fn(size, kernel_size, stride, padding, dilation)
+            if isinstance(got, torch.Tensor):
+                got = got.item()
+            setting = (f"size={size}, kernel_size={kernel_size}, stride={stride}, "
+                       f"padding={padding}, dilation={dilation}")
+            if isinstance(got, float) and not got.is_integer():
+                return False, (f"{setting} gave {got}, not a whole number: a window either "
+                               "fits or it does not (floor)")
+            expected = _true_output_size(size, kernel_size, stride, padding, dilation)
+            answers.append(got)
+            if got != expected and not wrong:
+                wrong = [f"{setting}: got {got}, a convolution gives {expected}"]
+        if not wrong:
+            return True, f"right for all {len(settings)} settings tried, dilation included"
+        # Name the mistake whose formula gives every one of the answers.
+        for mistake in _size_variants(1, 1, 1, 0, 1):
+            if all(got == _size_variants(*setting)[mistake]
+                   for got, setting in zip(answers, settings, strict=True)):
+                return False, f"{wrong[0]}; {mistake}"
+        return False, wrong[0]
 
     return run_check("Exercise 3.2 - the output size of a convolution", test, verbose)
 

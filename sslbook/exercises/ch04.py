@@ -1,22 +1,25 @@
 """Checkers for Chapter 4 (Optimizers and learning-rate schedules): SGD with momentum, Adam /
-AdamW, and the linear warm-up + cosine schedule.
+AdamW, and cosine annealing with warm restarts (SGDR).
 
 Each checker runs the student's update rule or schedule on fixed random inputs and compares it,
 step by step, with the reference: ``torch.optim.SGD``, ``torch.optim.Adam``,
-``torch.optim.AdamW`` and :func:`sslbook.optim.warmup_cosine`. The inputs are chosen so that
-the classic mistakes show up (a learning rate that changes between steps, an epsilon large
-enough to matter, weight decay large enough to tell L2 from decoupled decay, steps past the end
-of the schedule). A checker returns a :class:`~sslbook.exercises.CheckResult` and never raises.
+``torch.optim.AdamW`` and ``torch.optim.lr_scheduler.CosineAnnealingWarmRestarts``. The inputs
+are chosen so that the classic mistakes show up (a learning rate that changes between steps, an
+epsilon large enough to matter, weight decay large enough to tell L2 from decoupled decay,
+several cycles of growing length). Every checker takes a ``seed``: the grader's hidden checks
+draw fresh inputs from it. A checker returns a :class:`~sslbook.exercises.CheckResult` and never
+raises.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
 
 from sslbook.exercises import CheckResult, close, run_check
-from sslbook.exercises._reference.ch04 import reference_lrs as _reference_lrs
+from sslbook.exercises._reference.ch04 import sgdr_lrs as _sgdr_reference
 
 StepFn = Callable[[torch.Tensor, torch.Tensor, dict, dict], torch.Tensor]
 
@@ -140,51 +143,66 @@ def check_adam_step(fn: StepFn, verbose: bool = True,
 
 
 # --------------------------------------------------------------------------- Exercise 4.3
+def _sgdr_variants(base_lr, T_0, T_mult, eta_min, steps) -> dict[str, list[float]]:
+    """Plausible wrong answers of Exercise 4.3."""
+    def cosine(t, T, low=eta_min):
+        return low + (base_lr - low) * (1 + math.cos(math.pi * t / T)) / 2
+
+    def cycle(step, grow=True):
+        T, t = T_0, step
+        while t >= T:
+            t -= T
+            T = T * T_mult if grow else T
+        return t, T
+
+    return {
+        "the periods do not grow: after each restart the next cycle is T_mult times longer "
+        "(T_i = T_0 * T_mult**i)": [cosine(*cycle(s, grow=False)) for s in range(steps)],
+        "there is no restart: at the end of a cycle the rate jumps back to base_lr":
+            [cosine(min(s, T_0), T_0) for s in range(steps)],
+        "the cosine goes down to eta_min, not to 0":
+            [cosine(*cycle(s), low=0.0) for s in range(steps)],
+        "a cycle of T_i steps reaches eta_min at its last step: use T_cur / T_i (the minimum "
+        "itself is never set, the restart comes first), not T_cur / (T_i - 1)":
+            [cosine(t, max(T - 1, 1)) for t, T in map(cycle, range(steps))],
+        "the rate rises within a cycle: it starts at base_lr and falls to eta_min":
+            [base_lr + eta_min - cosine(*cycle(s)) for s in range(steps)],
+    }
 
 
-def check_warmup_cosine(fn: Callable, verbose: bool = True,
-                        seed: int | None = None) -> CheckResult:
-    """Check ``fn(step, base_lr, warmup_steps, total_steps, final_lr_fraction) -> lr``.
+def check_sgdr(fn: Callable, verbose: bool = True, seed: int | None = None) -> CheckResult:
+    """Check ``fn(step, base_lr, T_0, T_mult, eta_min) -> lr``: the learning rate of SGDR's warm
+    restarts at a 0-based scheduler step, as ``torch.optim.lr_scheduler.
+    CosineAnnealingWarmRestarts`` sets it (cycle i lasts ``T_0 * T_mult**i`` steps; within a
+    cycle ``eta_min + (base_lr - eta_min)(1 + cos(pi T_cur / T_i)) / 2``).
 
-    The learning rate of :func:`sslbook.optim.warmup_cosine` at ``step`` (0-based): during
-    warm-up base_lr (step + 1) / (warmup_steps + 1); then base_lr times
-    final + (1 - final) (1 + cos(pi progress)) / 2 with progress
-    (step - warmup_steps) / (total_steps - warmup_steps), capped at 1, so that the rate stays at
-    final_lr_fraction * base_lr after total_steps (no restart).
+    Three schedules, each over several cycles. Periods that do not grow, no restart, eta_min
+    ignored, a cycle one step too short and a rising cosine are recognised. With a ``seed``
+    (the grader's hidden checks) T_0, T_mult and eta_min are drawn from it.
     """
-    cases = [(0.1, 5, 30, 0.0), (1.0, 0, 20, 0.1), (0.5, 3, 12, 0.0), (0.3, 10, 100, 0.05)]
+    cases = [(0.1, 5, 1, 0.0), (1.0, 3, 2, 0.1), (0.5, 4, 3, 0.01)]
+    if seed is not None:
+        g = torch.Generator().manual_seed(seed)
+        cases = [(round(float(0.05 + torch.rand(1, generator=g)), 4),
+                  int(torch.randint(2, 8, (1,), generator=g)), T_mult,
+                  round(float(0.01 * torch.rand(1, generator=g)), 5)) for T_mult in (1, 2, 3)]
 
     def test() -> tuple[bool, str]:
-        for base_lr, warmup, total, final in cases:
-            steps = total + total // 2  # also past the end: the schedule must stay down
-            expected = _reference_lrs(base_lr, warmup, total, final, steps)
-            got = []
-            for step in range(steps):
-                value = fn(step, base_lr, warmup, total, final)
-                got.append(float(value))
-            where = f"(base_lr={base_lr}, warmup_steps={warmup}, total_steps={total}, " \
-                    f"final_lr_fraction={final})"
+        for base_lr, T_0, T_mult, eta_min in cases:
+            steps = T_0 * (1 + T_mult + T_mult ** 2) + 2  # three cycles and into the fourth
+            expected = _sgdr_reference(base_lr, T_0, T_mult, eta_min, steps)
+            got = [float(fn(step, base_lr, T_0, T_mult, eta_min)) for step in range(steps)]
+            where = f"(base_lr={base_lr}, T_0={T_0}, T_mult={T_mult}, eta_min={eta_min})"
             ok, hint = close(torch.tensor(got), torch.tensor(expected), atol=1e-9, rtol=1e-7)
             if ok:
                 continue
-            if warmup and abs(got[0] - base_lr) < 1e-12:
-                return False, (f"{where}: step 0 gives the full base_lr; the warm-up starts at "
-                               "base_lr / (warmup_steps + 1) and rises linearly")
-            if warmup and abs(got[0]) < 1e-12:
-                return False, (f"{where}: step 0 gives 0, so the first step is wasted; use "
-                               "(step + 1) / (warmup_steps + 1) during warm-up")
-            after_warmup = got[warmup:]
-            if any(b > a + 1e-12 for a, b in zip(after_warmup, after_warmup[1:], strict=False)):
-                return False, (f"{where}: the rate rises again after the warm-up. That is a "
-                               "warm restart (SGDR); this schedule decays once and stays at "
-                               "final_lr_fraction * base_lr after total_steps")
-            if final and abs(got[total] - final * base_lr) > 1e-9:
-                return False, (f"{where}: at total_steps the rate is {got[total]:.6g}, expected "
-                               f"final_lr_fraction * base_lr = {final * base_lr:.6g}")
+            for mistake, wrong in _sgdr_variants(base_lr, T_0, T_mult, eta_min, steps).items():
+                if close(torch.tensor(got), torch.tensor(wrong), atol=1e-9, rtol=1e-7)[0]:
+                    return False, f"{where}: {mistake}"
             return False, f"{where}: {hint} (index = step)"
-        return True, "matches sslbook.optim.warmup_cosine, warm-up and end included"
+        return True, "matches CosineAnnealingWarmRestarts over several growing cycles"
 
-    return run_check("Exercise 4.3 - linear warm-up then cosine", test, verbose)
+    return run_check("Exercise 4.3 - cosine annealing with warm restarts (SGDR)", test, verbose)
 
 
-__all__ = ["check_adam_step", "check_momentum_step", "check_warmup_cosine"]
+__all__ = ["check_adam_step", "check_momentum_step", "check_sgdr"]

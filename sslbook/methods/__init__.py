@@ -1,7 +1,8 @@
-"""Self-supervised methods, one file each, as plain ``nn.Module``s.
+"""Self-supervised methods, one file each, as small ``nn.Module``s on one base class.
 
 Every method is built as ``Method(encoder, **paper_defaults)`` and used as::
 
+    method.set_progress(step, total_steps, steps_per_epoch)  # knobs counted in epochs
     loss = method(views)                      # views: list of >= 2 batches, float in [0, 1]
     loss.backward()
     method.on_before_step(step, total_steps)  # e.g. SwAV freezes its prototypes
@@ -9,7 +10,8 @@ Every method is built as ``Method(encoder, **paper_defaults)`` and used as::
     method.on_step_end(step, total_steps)     # e.g. MoCo / BYOL momentum update
 
 ``method.encoder`` is the network to evaluate; ``method.config`` the constructor arguments;
-``Method.default_optimizer`` the paper's optimizer (learning rate per 256 images).
+``Method.default_optimizer`` the paper's optimizer (learning rate per 256 images). The contract
+is :class:`sslbook.methods.base.Method`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import inspect
 
 from torch import nn
 
+from sslbook.methods.base import Method, encode_views
 from sslbook.methods.byol import BYOL
 from sslbook.methods.moco import MoCo
 from sslbook.methods.momentum import copy_frozen, cosine_tau, update_momentum
@@ -30,6 +33,7 @@ from sslbook.methods.swav import SwAV
 __all__ = [
     "BYOL",
     "METHODS",
+    "Method",
     "REFERENCES",
     "MoCo",
     "RotNet",
@@ -40,6 +44,7 @@ __all__ = [
     "copy_frozen",
     "cosine_tau",
     "create",
+    "encode_views",
     "rotation_batch",
     "update_momentum",
 ]

@@ -10,11 +10,12 @@ import torch
 from torch import nn
 
 from sslbook.losses import negative_cosine
+from sslbook.methods.base import Method
 from sslbook.methods.momentum import copy_frozen, cosine_tau, update_momentum
 from sslbook.models import prediction_mlp, projection_mlp
 
 
-class BYOL(nn.Module):
+class BYOL(Method):
     """Online network (encoder, projector, predictor) and target network (EMA copy, no predictor).
 
     Defaults from the paper (Sec. 3.3): projector and predictor are MLPs 4096 -> 256 with
@@ -28,6 +29,10 @@ class BYOL(nn.Module):
     gradient), plus the same with the views swapped. With more than two views it is averaged
     over the pairs of views. ``use_predictor=False`` compares the online projection with the
     target directly: the ablation of Sec. 5 / Table 5, which collapses.
+
+    In several processes nothing is gathered: each image's loss needs only its own two views,
+    no negatives. BatchNorm is global (``sync_batch_norm``), as in the paper's cross-replica
+    BatchNorm of the official JAX code.
     """
 
     default_optimizer = {
@@ -48,13 +53,12 @@ class BYOL(nn.Module):
         tau_schedule: str = "cosine",
         use_predictor: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(encoder)  # f_theta
         if tau_schedule not in ("cosine", "constant"):
             raise ValueError(f"tau_schedule must be 'cosine' or 'constant', got {tau_schedule!r}")
         if not 0.0 <= tau_base <= 1.0:
             raise ValueError(f"tau_base must lie in [0, 1], got {tau_base}")
         feature_dim = encoder.feature_dim  # set by sslbook.models.create
-        self.encoder = encoder  # f_theta
         self.projector = projection_mlp(feature_dim, hidden_dim, out_dim, num_layers=2)  # g
         self.predictor = (
             prediction_mlp(out_dim, hidden_dim, out_dim) if use_predictor else nn.Identity()  # q
@@ -63,10 +67,7 @@ class BYOL(nn.Module):
         self.target_projector = copy_frozen(self.projector)  # g_xi
         self.tau_base, self.tau_schedule = tau_base, tau_schedule
         self.tau = tau_base  # decay used by the latest update (for logging)
-        self.config = {
-            "hidden_dim": hidden_dim, "out_dim": out_dim, "tau_base": tau_base,
-            "tau_schedule": tau_schedule, "use_predictor": use_predictor,
-        }  # fmt: skip
+        self.record_config(locals())
 
     def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         if len(views) < 2:
@@ -81,9 +82,6 @@ class BYOL(nn.Module):
             if i != j
         ]
         return 2 * sum(losses) / len(losses)  # L + L~ for two views; pair mean beyond
-
-    def on_before_step(self, step: int, total_steps: int) -> None:
-        """Nothing to do before the optimizer step."""
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """EMA update of the target: ``xi = tau xi + (1 - tau) theta`` (Sec. 3.1)."""

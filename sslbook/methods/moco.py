@@ -11,12 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sslbook import distributed
 from sslbook.losses import info_nce_queue
+from sslbook.methods.base import Method
 from sslbook.methods.momentum import copy_frozen, update_momentum
+from sslbook.methods.splitbn import split_batchnorm, splitting
 from sslbook.models import projection_mlp
 
 
-class MoCo(nn.Module):
+class MoCo(Method):
     """Query encoder ``f_q`` (trained) and key encoder ``f_k`` (EMA of ``f_q``), queue of keys.
 
     Two defaults are the small-data ones: the paper's queue holds ``K = 65536`` keys and its
@@ -38,12 +41,21 @@ class MoCo(nn.Module):
     images, the model can match them through these statistics instead of through the image
     content, and the loss drops without good features. MoCo computes BN per GPU and shuffles the
     key batch across GPUs. On one device we do the same with ``bn_splits`` sub-batches (the
-    demo's SplitBatchNorm): queries go through the network in ``bn_splits`` contiguous chunks,
-    keys are shuffled, split into chunks, and unshuffled, so the statistics for ``q_i`` and
-    ``k_i`` come from different (random) subsets of the batch. ``bn_splits=1`` is plain BN over
-    the whole batch; ``shuffle_bn=False`` keeps the chunks but not the shuffle (the leaky
-    ablation of Sec. 3.3).
+    demo's SplitBatchNorm, :mod:`sslbook.methods.splitbn`: the BatchNorm layers of the encoders
+    and heads take their statistics per contiguous chunk, in one forward): keys are shuffled,
+    normalised per chunk, and unshuffled, so the statistics for ``q_i`` and ``k_i`` come from
+    different (random) subsets of the batch. ``bn_splits=1`` is plain BN over the whole batch; a
+    network without BatchNorm is not split at all; ``shuffle_bn=False`` keeps the chunks but
+    not the shuffle (the leaky ablation of Sec. 3.3).
+
+    In several processes this is the paper's own shuffle BN: BatchNorm stays per process
+    (``sync_batch_norm = False``; global statistics would let ``q_i`` and ``k_i`` share them
+    again), the key images of all processes are gathered, shuffled with one permutation, encoded
+    ``bn_splits`` chunks per process, gathered back and unshuffled; W processes thus make
+    W x ``bn_splits`` BatchNorm groups. The queue receives the keys of all processes.
     """
+
+    sync_batch_norm = False  # shuffle BN needs per-process statistics (Sec. 3.3)
 
     default_optimizer = {
         "name": "sgd",
@@ -68,7 +80,7 @@ class MoCo(nn.Module):
         bn_splits: int = 8,
         head_batch_norm: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(encoder)  # f_q
         if version not in (1, 2):
             raise ValueError(f"version must be 1 or 2, got {version}")
         if version == 1 and head_batch_norm:
@@ -78,56 +90,55 @@ class MoCo(nn.Module):
         feature_dim = encoder.feature_dim  # set by sslbook.models.create
         hidden_dim = feature_dim if hidden_dim is None else hidden_dim
         temperature = (0.2 if version == 2 else 0.07) if temperature is None else temperature
-        self.encoder = encoder  # f_q
         if version == 1:
             self.projector = nn.Linear(feature_dim, out_dim)
         else:
             self.projector = projection_mlp(feature_dim, hidden_dim, out_dim,
                                             batch_norm=head_batch_norm)
+        # BatchNorm statistics per chunk in all BN layers (none: no split); the copies inherit it
+        self.split = bn_splits > 1 and sum(split_batchnorm(m)
+                                           for m in (self.encoder, self.projector)) > 0
         self.encoder_k = copy_frozen(self.encoder)  # f_k, never receives gradients
         self.projector_k = copy_frozen(self.projector)
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, out_dim), dim=1))  # KxD
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
         self.momentum, self.temperature = momentum, temperature
         self.symmetric, self.shuffle_bn, self.bn_splits = symmetric, shuffle_bn, bn_splits
-        self.config = {
-            "version": version, "hidden_dim": hidden_dim, "out_dim": out_dim,
-            "queue_size": queue_size, "momentum": momentum, "temperature": temperature,
-            "symmetric": symmetric, "shuffle_bn": shuffle_bn, "bn_splits": bn_splits,
-            "head_batch_norm": head_batch_norm,
-        }  # fmt: skip
+        self.record_config(locals())
 
     def _split_forward(self, encoder: nn.Module, projector: nn.Module, x: torch.Tensor):
-        """``projector(encoder(x))`` on ``bn_splits`` chunks, each with its own BN statistics."""
-        return torch.cat([projector(encoder(c)) for c in x.chunk(self.bn_splits)])  # N x D
+        """``projector(encoder(x))`` in one forward, BN statistics per chunk of ``bn_splits``."""
+        with splitting(self.bn_splits if self.split else 1, encoder, projector):
+            return projector(encoder(x))  # N x D
 
     def _query(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self._split_forward(self.encoder, self.projector, x), dim=1)  # N x D
 
     @torch.no_grad()  # keys: no gradient to the key encoder
     def _key(self, x: torch.Tensor) -> torch.Tensor:
-        perm = torch.randperm(x.shape[0], device=x.device) if self.shuffle_bn else None
-        x = x[perm] if perm is not None else x  # shuffle the key batch
-        k = self._split_forward(self.encoder_k, self.projector_k, x)  # N x D
-        if perm is not None:
-            k = k[torch.argsort(perm)]  # unshuffle: k[i] belongs to image i again
-        return F.normalize(k.float(), dim=1)  # N x D, float32 even under autocast
+        if not self.shuffle_bn:
+            k = self._split_forward(self.encoder_k, self.projector_k, x)  # N x D
+            return F.normalize(k.float(), dim=1)  # N x D, float32 even under autocast
+        x = distributed.gather(x)  # (W N) x ...: the key images of every process
+        perm = distributed.broadcast(torch.randperm(x.shape[0], device=x.device))  # one for all
+        k = self._split_forward(self.encoder_k, self.projector_k, distributed.shard(x[perm]))
+        k = distributed.gather(k)[torch.argsort(perm)]  # (W N) x D, unshuffled: k[i] is image i
+        return F.normalize(distributed.shard(k).float(), dim=1)  # N x D, this process's keys
 
     @torch.no_grad()
     def _dequeue_and_enqueue(self, k: torch.Tensor) -> None:
         n, size = k.shape[0], self.queue.shape[0]
         if n > size:
             raise ValueError(f"{n} keys per step do not fit a queue of {size}; raise queue_size")
-        ptr = int(self.queue_ptr)
-        idx = (ptr + torch.arange(n, device=k.device)) % size  # wraps around the end
-        self.queue[idx] = k.to(self.queue.dtype)  # replace the oldest keys
-        self.queue_ptr[0] = (ptr + n) % size
+        idx = (self.queue_ptr + torch.arange(n, device=k.device)) % size  # wraps at the end
+        self.queue[idx] = k.to(self.queue.dtype)  # replace the oldest keys (no host sync)
+        self.queue_ptr.copy_((self.queue_ptr + n) % size)
 
     def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         if len(views) != 2:
             raise ValueError(f"MoCo takes exactly 2 views (query and key), got {len(views)}")
         x1, x2 = views
-        if self.training and x1.shape[0] < 2 * self.bn_splits:
+        if self.training and self.split and x1.shape[0] < 2 * self.bn_splits:
             raise ValueError(
                 f"batch of {x1.shape[0]} is too small for bn_splits={self.bn_splits}: each "
                 "BatchNorm chunk needs >= 2 images; lower bn_splits or raise the batch size"
@@ -140,12 +151,9 @@ class MoCo(nn.Module):
             q2, k1 = self._query(x2), self._key(x1)  # N x D each
             loss = loss + info_nce_queue(q2, k1, queue, temperature=self.temperature)
             keys.append(k1)
-        if self.training:
-            self._dequeue_and_enqueue(torch.cat(keys))  # enqueue after the loss
+        if self.training:  # enqueue after the loss, the keys of every process
+            self._dequeue_and_enqueue(torch.cat([distributed.gather(k) for k in keys]))
         return loss
-
-    def on_before_step(self, step: int, total_steps: int) -> None:
-        """Nothing to do before the optimizer step."""
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """Momentum update of the key encoder (Eq. 2): ``theta_k = m theta_k + (1-m) theta_q``."""

@@ -12,10 +12,11 @@ import torch
 from torch import nn
 
 from sslbook.losses import info_nce
+from sslbook.methods.base import Method, encode_views
 from sslbook.models import projection_mlp
 
 
-class SimCLR(nn.Module):
+class SimCLR(Method):
     """Shared encoder ``f`` + projection head ``g``; NT-Xent loss on ``z = g(f(x))``.
 
     Defaults follow the paper: the head is an MLP with one hidden layer as wide as the encoder
@@ -25,6 +26,11 @@ class SimCLR(nn.Module):
     With more than two views the loss is the mean of ``info_nce`` over all pairs of views.
     All views of the same size go through the encoder as one batch and all views through the
     head as one batch, as in the official code, so BatchNorm sees both views together.
+
+    In several processes the negatives are the global batch (``gather_distributed``, gathered
+    with gradients) and BatchNorm is global (``sync_batch_norm``): the paper aggregates the BN
+    mean and variance over all devices (Sec. 2.2, "Global BN"), so that a positive pair cannot
+    be matched through the statistics of its own device.
     """
 
     default_optimizer = {
@@ -43,31 +49,19 @@ class SimCLR(nn.Module):
         out_dim: int = 128,
         temperature: float = 0.5,
     ) -> None:
-        super().__init__()
+        super().__init__(encoder)
         feature_dim = encoder.feature_dim  # set by sslbook.models.create
         hidden_dim = feature_dim if hidden_dim is None else hidden_dim
-        self.encoder = encoder
         self.projector = projection_mlp(feature_dim, hidden_dim, out_dim, num_layers=2)
         self.temperature = temperature
-        self.config = {"hidden_dim": hidden_dim, "out_dim": out_dim, "temperature": temperature}
+        self.record_config(locals())
 
     def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         if len(views) < 2:
             raise ValueError(f"SimCLR needs at least 2 views, got {len(views)}")
-        h = _encode(self.encoder, views)  # (V B) x F
+        h = encode_views(self.encoder, views)  # (V B) x F
         z = self.projector(h).chunk(len(views))  # V x (B x D); the head's BatchNorm sees V B rows
         pairs = list(itertools.combinations(range(len(z)), 2))
-        loss = sum(info_nce(z[i], z[j], temperature=self.temperature) for i, j in pairs)
+        loss = sum(info_nce(z[i], z[j], temperature=self.temperature, gather_distributed=True)
+                   for i, j in pairs)  # negatives from every process
         return loss / len(pairs)
-
-    def on_before_step(self, step: int, total_steps: int) -> None:
-        """Nothing to do before the optimizer step."""
-
-    def on_step_end(self, step: int, total_steps: int) -> None:
-        """Nothing to do after the optimizer step."""
-
-
-def _encode(encoder: nn.Module, views: list[torch.Tensor]) -> torch.Tensor:
-    """Encode views, one forward pass per run of views that share a size; (V B) x F, in order."""
-    runs = itertools.groupby(views, key=lambda v: tuple(v.shape))
-    return torch.cat([encoder(torch.cat(list(run))) for _, run in runs])  # (V B) x F

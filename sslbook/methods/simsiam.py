@@ -9,10 +9,11 @@ import torch
 from torch import nn
 
 from sslbook.losses import negative_cosine
+from sslbook.methods.base import Method
 from sslbook.models import prediction_mlp, projection_mlp
 
 
-class SimSiam(nn.Module):
+class SimSiam(Method):
     """``f`` = encoder + projection MLP, ``h`` = prediction MLP; loss (Eq. 4 with Eq. 3)
 
         L = D(p1, stopgrad(z2)) / 2 + D(p2, stopgrad(z1)) / 2,   D = negative cosine.
@@ -30,6 +31,9 @@ class SimSiam(nn.Module):
     :meth:`param_groups` returns the optimizer groups with a ``fix_lr`` flag, as the official
     ``main_simsiam.py`` does; a training loop honours it by skipping the schedule for groups
     whose ``fix_lr`` is true.
+
+    In several processes nothing is gathered (no negatives); BatchNorm is global
+    (``sync_batch_norm``), as the official ``main_simsiam.py`` converts it to SyncBatchNorm.
     """
 
     default_optimizer = {
@@ -50,19 +54,15 @@ class SimSiam(nn.Module):
         stop_gradient: bool = True,
         use_predictor: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(encoder)
         feature_dim = encoder.feature_dim  # set by sslbook.models.create
-        self.encoder = encoder
         self.projector = projection_mlp(
             feature_dim, dim, dim, num_layers=proj_layers, batch_norm=True, last_bn=True
         )
         self.predictor = (  # h, bottleneck
             prediction_mlp(dim, pred_dim, dim) if use_predictor else nn.Identity())
         self.stop_gradient = stop_gradient
-        self.config = {
-            "dim": dim, "pred_dim": pred_dim, "proj_layers": proj_layers,
-            "stop_gradient": stop_gradient, "use_predictor": use_predictor,
-        }  # fmt: skip
+        self.record_config(locals())
 
     def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         if len(views) < 2:
@@ -85,9 +85,3 @@ class SimSiam(nn.Module):
             {"params": [*self.encoder.parameters(), *self.projector.parameters()], "fix_lr": False},
             {"params": list(self.predictor.parameters()), "fix_lr": True},
         ]
-
-    def on_before_step(self, step: int, total_steps: int) -> None:
-        """Nothing to do before the optimizer step."""
-
-    def on_step_end(self, step: int, total_steps: int) -> None:
-        """Nothing to do after the optimizer step."""

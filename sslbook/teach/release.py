@@ -4,7 +4,8 @@ The notebooks are the chapters themselves (chapters/LANG/NN-*.md, read with jupy
 the other, without outputs: the teaching cells are kept so the notebook runs top to bottom (they
 carry the tags ``teaching`` and ``otter_ignore``, so that graders skip them), a setup cell with the
 imports the exercises use is inserted before the first exercise cell, and the exercise cells keep
-their stubs. The instructor copy has the stubs replaced by chapters/solutions/chNN.py. The
+their stubs. The instructor copy has the stubs replaced by chapters/solutions/chNN.py and a
+rubric cell for the written part of each exercise that has one (:mod:`sslbook.teach.rubrics`). The
 autograder folder holds assignment.json (exercises, points) and, when Otter-Grader is installed,
 an Otter master notebook and the autograder zip that ``otter assign`` builds from it (for
 Gradescope; hidden tests with a seed drawn at release time). Only ``student/`` goes to students.
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 
 from sslbook.teach.grading import EXERCISE_TAG, SETUP_TAG, TEACHING_TAG, defines, setup_source
+from sslbook.teach.rubrics import with_rubrics
 from sslbook.teach.spec import OPEN_EXERCISES, Exercise, exercises
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,7 +186,8 @@ def release(chapters: list[str], lang: str, out: Path, points: dict[str, float] 
                "instructor": out / "instructor" / f"{name}-solutions.ipynb",
                "assignment": out / "autograder" / "assignment.json"}
     nbformat.write(student, str(written["student"]))
-    nbformat.write(instructor, str(written["instructor"]))
+    ids = [ex.id for ex in chosen] + [e for c in chapters for e in OPEN_EXERCISES.get(c, ())]
+    nbformat.write(with_rubrics(instructor, ids, lang), str(written["instructor"]))
     written["assignment"].write_text(json.dumps({
         "name": name, "lang": lang, "chapters": chapters,
         "exercises": [ex.to_dict() for ex in chosen],

@@ -79,9 +79,11 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("4.2", "04", "adam_step", "check_adam_step", 3, (REFERENCE,),
              "Adam and AdamW: bias correction, where eps goes, L2 penalty versus decoupled "
              "weight decay"),
-    Exercise("4.3", "04", "warmup_cosine_lr", "check_warmup_cosine", 2,
-             (REFERENCE, "sslbook.optim"),
-             "the warm-up then cosine schedule of sslbook.optim, including steps past the end"),
+    Exercise("4.3", "04", "sgdr_lr", "check_sgdr", 2,
+             (REFERENCE, "torch.optim.lr_scheduler"),
+             "SGDR's warm restarts (Loshchilov & Hutter 2017) in closed form: which cycle a "
+             "step is in when cycles grow by T_mult, the cosine from base_lr to eta_min within "
+             "it, the restart before the minimum"),
     Exercise("5.1", "05", "my_cross_entropy", "check_cross_entropy", 2, (REFERENCE,),
              "cross-entropy with label smoothing, numerically stable for large logits"),
     Exercise("5.2", "05", "my_pair_noise", "check_pair_noise", 2, (REFERENCE,),
@@ -131,12 +133,15 @@ EXERCISES: tuple[Exercise, ...] = (
              (REFERENCE, "sslbook.methods.moco"),
              "the queue as a ring buffer: keys (not queries) replace the oldest entries, the "
              "pointer wraps"),
-    Exercise("10.1", "10", "my_ema_update", "check_ema_update", 2,
-             (REFERENCE, "sslbook.methods.momentum", "sslbook.methods.byol"),
-             "BYOL's EMA of the target, in place, tau and 1 - tau the right way round"),
-    Exercise("10.2", "10", "my_cosine_tau", "check_cosine_tau", 1,
-             (REFERENCE, "sslbook.methods.momentum"),
-             "BYOL's cosine schedule of tau from tau_base to 1"),
+    Exercise("10.1", "10", "my_ema_weights", "check_ema_weights", 3,
+             (REFERENCE,),
+             "the target as a weighted average of past online networks: w_0 = prod tau_j, "
+             "w_k = (1 - tau_k) prod_{j > k} tau_j, for any schedule of tau (0 and 1 included)"),
+    Exercise("10.2", "10", "my_byol_grad", "check_byol_grad", 3,
+             (REFERENCE, "sslbook.losses", "sslbook.methods.byol"),
+             "the gradient of BYOL's loss with respect to the prediction, by hand (autograd "
+             "raises): the Jacobian of p/|p|, the 1 / |p| factor, the batch mean; orthogonal "
+             "to p"),
     Exercise("10.3", "10", "my_byol_loss", "check_byol_loss", 3,
              (REFERENCE, "sslbook.losses", "sslbook.methods.byol"),
              "the symmetrised BYOL loss: normalisation, stop-gradient on the targets, each "
@@ -144,15 +149,16 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("11.1", "11", "my_simsiam_loss", "check_simsiam_loss", 2,
              (REFERENCE, "sslbook.losses", "sslbook.methods.simsiam"),
              "SimSiam's Eq. 4: negative cosine, symmetrised, stop-gradient on z"),
-    Exercise("11.2", "11", "my_sinkhorn", "check_sinkhorn", 3,
+    Exercise("11.2", "11", "my_log_sinkhorn", "check_log_sinkhorn", 3,
              (REFERENCE, "sslbook.losses", "sslbook.methods.swav"),
-             "Sinkhorn-Knopp as SwAV's App. A.1: exp(scores / eps), alternating normalisation, "
-             "rows summing to 1"),
-    Exercise("11.3", "11", "my_swapped_prediction", "check_swapped_prediction", 3,
+             "Sinkhorn-Knopp in the log domain: logsumexp normalisations, prototypes then "
+             "samples, exp and the factor B at the end; finite where exp(scores / epsilon) "
+             "underflows"),
+    Exercise("11.3", "11", "my_swav_grad", "check_swav_grad", 3,
              (REFERENCE, "sslbook.methods.swav"),
-             "SwAV's swapped prediction: each view predicts the other's Sinkhorn code, with the "
-             "temperature (sslbook.losses.sinkhorn is allowed, so a call to "
-             "sslbook.losses.swav_loss is not flagged)"),
+             "the gradient of SwAV's swapped prediction by hand (autograd raises): (softmax(s / "
+             "T) - the other view's code) / (2 B T); sslbook.losses.sinkhorn is allowed for the "
+             "codes"),
 )
 
 # Exercises left to the teacher (open questions, no automatic check): graded by hand.

@@ -17,3 +17,4 @@ from sslbook.exercises._reference.ch07 import *  # noqa: F403
 from sslbook.exercises._reference.ch08 import *  # noqa: F403
 from sslbook.exercises._reference.ch09 import *  # noqa: F403
 from sslbook.exercises._reference.ch10 import *  # noqa: F403
+from sslbook.exercises._reference.ch11 import *  # noqa: F403

@@ -1,5 +1,5 @@
-"""Reference answers of Chapter 10 (BYOL): the EMA update, the cosine schedule of tau, the
-symmetrised loss."""
+"""Reference answers of Chapter 10 (BYOL): the weights of the online states in the target, the
+gradient of the BYOL loss with respect to the prediction, the symmetrised loss."""
 
 from __future__ import annotations
 
@@ -7,17 +7,35 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-__all__ = ["byol_loss", "cosine_tau_reference", "ema_update"]
+__all__ = ["byol_grad", "byol_loss", "cosine_tau_reference", "ema_weights"]
 
 
-@torch.no_grad()
-def ema_update(online: nn.Module, target: nn.Module, tau: float) -> None:
-    """In place, for every parameter: ``xi <- tau * xi + (1 - tau) * theta`` (BYOL Sec. 3.1);
-    ``online`` (theta) is left unchanged."""
-    for theta, xi in zip(online.parameters(), target.parameters(), strict=True):
-        xi.mul_(tau).add_(theta, alpha=1.0 - tau)
+def ema_weights(taus) -> torch.Tensor:
+    """The weights of the target after T EMA steps ``xi_k = tau_k xi_{k-1} + (1 - tau_k) theta_k``
+    (BYOL Sec. 3.1), as ``xi_T = w_0 xi_0 + sum_k w_k theta_k``: ``w_0 = prod_j tau_j`` and
+    ``w_k = (1 - tau_k) prod_{j > k} tau_j``. Returns T + 1 weights (float64), ``xi_0``'s first.
+
+    Computed by running the EMA itself on basis vectors (``xi_0 = e_0``, ``theta_k = e_k``), so
+    it is the update of Sec. 3.1 and no formula of ours."""
+    taus = torch.as_tensor(taus, dtype=torch.float64).flatten()  # T
+    xi = torch.zeros(len(taus) + 1, dtype=torch.float64)  # T + 1, coordinates in (xi_0, theta)
+    xi[0] = 1.0
+    for k, tau in enumerate(taus, start=1):
+        theta = torch.zeros_like(xi)
+        theta[k] = 1.0
+        xi = tau * xi + (1 - tau) * theta
+    return xi
+
+
+def byol_grad(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Gradient with respect to ``p`` (B x D) of the batch mean of ``||p/|p| - z/|z| ||^2``
+    (BYOL Eq. 2): ``-2 / (B |p_b|) (z_b/|z_b| - cos_b p_b/|p_b|)`` row by row, orthogonal to
+    ``p_b`` (the loss does not depend on the norm of p)."""
+    norm = p.norm(dim=1, keepdim=True)  # B x 1
+    p_bar, z_bar = p / norm, F.normalize(z, dim=1)  # B x D
+    cos = (p_bar * z_bar).sum(dim=1, keepdim=True)  # B x 1
+    return -2.0 / (len(p) * norm) * (z_bar - cos * p_bar)  # B x D
 
 
 def cosine_tau_reference(step: int, total_steps: int, tau_base: float) -> float:

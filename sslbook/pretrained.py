@@ -228,11 +228,13 @@ def ablation(base: str, names: list[str], device: str | torch.device | None = No
     """Chapters 9-11's ablations in reader mode. Each of ``names`` was trained as long as the
     ``base`` network with one setting changed (its card's ``ablation_of`` and ``config``).
     Prints and returns ``{"rows": {name: {...}}, "curves": {name: {key: (epochs, values)}},
-    "raw pixels": {...}}``: per network its card's read-outs (all 60k / 10k images), the mean
-    loss of its last 25 steps and :func:`sslbook.evaluate.collapse_stats` measured now on the
-    :data:`PROBE` test images; per network and key (``loss``, ``spread_p``, ``rank_p``, ...) the
+    "raw pixels": {...}, "random encoder": {...}}``: per network its card's read-outs (all
+    60k / 10k images), the mean loss of its last 25 steps and
+    :func:`sslbook.evaluate.collapse_stats` measured now on the :data:`PROBE` test images; per
+    network and key (``loss``, ``spread_p``, ``rank_p``, ...) the
     card's curve against epochs (the ablations every 25 steps, the base networks per epoch).
-    The measures taken now must agree (1%) with the card's ``collapse`` where it has one."""
+    The measures taken now must agree (2%) with the card's ``collapse`` where it has one (a rank
+    only where its spread is at least 0.01: after a collapse it is the rank of rounding noise)."""
     from sslbook.data import fashion_mnist
     from sslbook.evaluate import collapse_stats
 
@@ -246,7 +248,9 @@ def ablation(base: str, names: list[str], device: str | torch.device | None = No
         ev, history = info["evaluation"][name], info["history"]
         live = collapse_stats(load(name, device=device), probe)
         for key, value in info.get("collapse", {}).items():  # the card still describes the file
-            if abs(live[key] - value) > 0.01 * abs(value) + 1e-6:
+            if key.startswith("rank") and live["spread" + key[4:]] < 0.01:
+                continue  # the rank of outputs collapsed to one point is that of rounding noise
+            if abs(live[key] - value) > 0.02 * abs(value) + 1e-4:
                 raise PretrainedError(f"{name}: {key} is {live[key]:.4f} measured now, its card "
                                       f"says {value:.4f}; make it again with "
                                       f"{regenerate_command(name)}")
@@ -258,7 +262,7 @@ def ablation(base: str, names: list[str], device: str | torch.device | None = No
         for key in sorted({k for r in history["monitor"] for k in r} - {"epoch", "step"}):
             points = sorted((r["epoch"], r[key]) for r in history["monitor"] if key in r)
             curves[name][key] = ([e for e, _ in points], [v for _, v in points])
-    pixels = card(base)["evaluation"]["raw pixels"]
+    pixels, random = (card(base)["evaluation"][k] for k in ("raw pixels", "random encoder"))
     keys = [k for k in ("spread_p", "spread_z", "spread_h", "rank_p", "rank_z", "rank_h")
             if all(k in r for r in rows.values())]
     print(f"{'network':<24}{'epochs':>7}{'kNN':>7}{'linear':>8}{'loss':>8}"
@@ -267,7 +271,8 @@ def ablation(base: str, names: list[str], device: str | torch.device | None = No
         print(f"{name:<24}{r['epochs']:>7}{r['knn']:>7.3f}{r['linear']:>8.3f}"
               f"{r['loss_last']:>8.3f}" + "".join(
                   f"{r[k]:>10.4f}" if k.startswith("spread") else f"{r[k]:>10.1f}" for k in keys))
-    print(f"{'raw pixels':<24}{'':>7}{pixels['knn']:>7.3f}{pixels['linear']:>8.3f}")
+    for name, row in (("raw pixels", pixels), ("random encoder", random)):
+        print(f"{name:<24}{'':>7}{row['knn']:>7.3f}{row['linear']:>8.3f}")
     print(f"(read-outs from the cards, 60k -> 10k; loss: mean of the last 25 steps; spread and "
           f"effective rank measured now on {PROBE:,} test images, eval mode)")
-    return {"rows": rows, "curves": curves, "raw pixels": pixels}
+    return {"rows": rows, "curves": curves, "raw pixels": pixels, "random encoder": random}

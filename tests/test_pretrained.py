@@ -154,7 +154,7 @@ def test_ablation_reads_cards_measures_collapse_and_refuses_a_stranger(store, ca
         row = {"knn": 0.5, "linear": 0.6}
         return {"sha256": pretrained.sha256(folder / f"{name}.pt"), "command": "x",
                 "ablation_of": ablation_of, "epochs": 2, "batch_size": 4, "images_seen": 16,
-                "evaluation": {name: row, "raw pixels": row},
+                "evaluation": {name: row, "raw pixels": row, "random encoder": row},
                 "history": {"loss_curve": [{"step": 0, "loss": 1.0}, {"step": 2, "loss": 0.5}],
                             "monitor": monitor}}
     (folder / "tiny.json").write_text(json.dumps(card("tiny", None, [
@@ -172,7 +172,7 @@ def test_ablation_reads_cards_measures_collapse_and_refuses_a_stranger(store, ca
     with pytest.raises(ValueError, match="not an ablation of tiny-x"):
         pretrained.ablation("tiny-x", ["tiny"])
     drifted = json.loads((folder / "tiny-x.json").read_text())
-    drifted["collapse"] = {"rank_p": live["rank_p"] * 1.05}  # the file no longer matches
+    drifted["collapse"] = {"spread_p": live["spread_p"] * 1.5 + 1e-3}  # the file no longer matches
     (folder / "tiny-x.json").write_text(json.dumps(drifted))
-    with pytest.raises(pretrained.PretrainedError, match="rank_p .* its card says"):
+    with pytest.raises(pretrained.PretrainedError, match="spread_p .* its card says"):
         pretrained.ablation("tiny", ["tiny-x"])

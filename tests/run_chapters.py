@@ -67,8 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(ROOT / "tests" / "keep_outputs.py", Path(tmp) / "sslbook_keep_outputs.py")
             env["SSLBOOK_EXECUTED_DIR"] = str(Path(args.keep).resolve())
             plugins = ["-p", "sslbook_keep_outputs"]
+        # a cell of fast or reader mode that takes 10 minutes is a bug; train and record modes
+        # run full trainings in one cell (hours for chapter 12's record)
+        long_mode = env["SSLBOOK_MODE"] in ("train", "record")
+        cell_timeout = "86400" if long_mode else "600"
         cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", *plugins,
-               "--rootdir", tmp, "--nbval-cell-timeout", "600", "--durations", "0",
+               "--rootdir", tmp, "--nbval-cell-timeout", cell_timeout, "--durations", "0",
                *pytest_args, *notebooks]
         before = _snapshot()
         code = subprocess.call(cmd, env=env, cwd=tmp)

@@ -153,7 +153,8 @@ def check_precision(device: torch.device, precision: str) -> None:
 
 
 class ChunkedMoCo(methods.MoCo):
-    """MoCo before split BatchNorm: one encoder forward per chunk through plain BatchNorm."""
+    """MoCo before split BatchNorm: one encoder forward per chunk through plain BatchNorm (the
+    reference of tests/test_gpu_ready.py on the CPU and of this check on CUDA)."""
 
     def __init__(self, encoder, bn_splits, **kw):
         super().__init__(encoder, bn_splits=1, **kw)

@@ -18,11 +18,16 @@ compile speed) is in benchmarks/gpu_checks.py, run by benchmarks/gpu_check.sh.
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from test_augment_device import DeviceTraffic
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from gpu_checks import ChunkedMoCo  # noqa: E402  MoCo before split BN, also checked on CUDA
 
 from sslbook import augment, losses, methods, models
 from sslbook.checkpoint import load_checkpoint
@@ -89,28 +94,6 @@ def test_info_nce_labels_are_unchanged():
 
 
 # --------------------------------------------------------------------------- MoCo split BN
-class ChunkedMoCo(methods.MoCo):
-    """MoCo as it was before split BatchNorm: one encoder forward per chunk, plain BN."""
-
-    def __init__(self, encoder, bn_splits, **kw):
-        super().__init__(encoder, bn_splits=1, **kw)
-        self.bn_splits, self.split = bn_splits, True
-
-    def _chunked(self, encoder, projector, x):
-        return torch.cat([projector(encoder(c)) for c in x.chunk(self.bn_splits)])
-
-    def _query(self, x):
-        return F.normalize(self._chunked(self.encoder, self.projector, x), dim=1)
-
-    @torch.no_grad()
-    def _key(self, x):
-        perm = torch.randperm(x.shape[0]) if self.shuffle_bn else None
-        x = x[perm] if perm is not None else x
-        k = self._chunked(self.encoder_k, self.projector_k, x)
-        k = k[torch.argsort(perm)] if perm is not None else k
-        return F.normalize(k.float(), dim=1)
-
-
 @pytest.mark.parametrize("n, splits, head_bn", [(16, 4, False), (16, 2, True), (18, 4, True)])
 def test_moco_split_batchnorm_equals_one_forward_per_chunk(n, splits, head_bn):
     kw = {"hidden_dim": 32, "out_dim": 16, "queue_size": 64, "head_batch_norm": head_bn}

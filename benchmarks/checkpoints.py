@@ -72,7 +72,7 @@ MONITOR_EVERY = 25  # ablations: spread on the probe before step 0 and every 25 
 for _name, (_base, _change) in ABLATIONS.items():
     RECIPES[_name] = {**RECIPES[_base], "kwargs": {**RECIPES[_base]["kwargs"], **_change},
                       "ablation_of": _base, "monitor_every": MONITOR_EVERY}
-PROBE = 1_024  # test images on which the spread of the outputs is measured after every epoch
+PROBE = pretrained.PROBE  # collapse is measured on these test images, and checked on load
 # Pilots: 3 epochs each, read out on all 60k / 10k images (kNN, linear).
 PILOTS = {
     "simsiam": {

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, commit, machine, provenance, table, write  # noqa: E402
+from common import ROOT, commit, machine, provenance, recorded_warmup, table, write  # noqa: E402
 from pretrain_fmnist import CONFIGS, SGD  # noqa: E402
 
 from sslbook import augment, data, evaluate, methods, models, pretrained  # noqa: E402
@@ -147,7 +147,8 @@ def train_one(name: str, recipe: dict, out: Path, fresh: bool, progress: bool,
         return {**out, **validation(m)} if validation is not None else out
     history = pretrain(method, x, epochs=recipe["epochs"], batch_size=batch,
                        augment=make_augment(recipe["augment"]), optimizer=optimizer,
-                       device="cpu", checkpoint_path=out / "checkpoint.pt", resume=not fresh,
+                       warmup_epochs=recorded_warmup(recipe["epochs"]), device="cpu",
+                       checkpoint_path=out / "checkpoint.pt", resume=not fresh,
                        knn_data=(x[:10_000], (y if labels is None else labels)[:10_000],
                                  xt[:2_000], yt[:2_000]),
                        knn_every=max(1, recipe["epochs"] // 5), labels=labels,
@@ -172,9 +173,9 @@ def card_for(name, recipe, method, history, n_images, file: Path, base: dict, tr
         "images": n_images, "epochs": history["epochs_done"], "batch_size": batch,
         "images_seen": history["epochs_done"] * spe * batch,
         "augment": recipe["augment"],
-        "optimizer": {**{k: v for k, v in spec.items() if k != "source"},
+        "optimizer": {**{k: v for k, v in spec.items() if k not in ("source", "warmup_epochs")},
                       "lr_at_batch": spec["lr"] * batch / 256},
-        "schedule": f"linear warm-up {min(round(0.1 * recipe['epochs'] * spe), 10 * spe)} steps "
+        "schedule": f"linear warm-up {round(recorded_warmup(recipe['epochs']) * spe)} steps "
                     f"then cosine to 0 over {recipe['epochs'] * spe} steps",
         "seed": 0, "wall_minutes": round(history["wall_seconds"] / 60, 2),
         "images_per_second": round(history["images_per_second"], 1),

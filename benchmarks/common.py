@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("SSLBOOK_RESULTS", ROOT / "results"))  # run_all --quick: elsewhere
 
 
+def recorded_warmup(epochs: int) -> float:
+    """Warm-up epochs of every run recorded before each method's recipe set its own warm-up
+    (``default_optimizer["warmup_epochs"]``; MoCo v2 and SimSiam have none): 10% of the run,
+    at most 10 epochs, for every method. Passing it keeps those records reproducible."""
+    return min(0.1 * epochs, 10)
+
+
 def commit() -> str:
     """The checkout's short commit (``-dirty`` with uncommitted changes); ``$SSLBOOK_COMMIT`` where
     the copy has no git history (e.g. a working tree sent to a GPU machine)."""

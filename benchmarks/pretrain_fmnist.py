@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, provenance, table, write  # noqa: E402
+from common import RESULTS, provenance, recorded_warmup, table, write  # noqa: E402
 from report import PRETRAIN_COLUMNS  # noqa: E402
 
 from sslbook import augment, data, default_device, evaluate, methods, models  # noqa: E402
@@ -126,6 +126,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
                                          calibration["images_per_second"]}))
     history = pretrain(method, train[0], epochs=epochs, batch_size=batch_size,
                        augment=views, optimizer=optimizer, device=device,
+                       warmup_epochs=recorded_warmup(epochs),
                        checkpoint_path=out / "checkpoint.pt", resume=True,
                        knn_data=(train[0][:10_000], train[1][:10_000], test[0][:2_000],
                                  test[1][:2_000]),

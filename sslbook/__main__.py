@@ -180,7 +180,8 @@ def help_method(name: str) -> str:
             lines.append(f"  {p.name} = {p.default!r}")
     spec = cls.default_optimizer
     lines.append(f"optimizer: {spec['name']}, lr {spec['lr']} per 256 images, momentum "
-                 f"{spec.get('momentum')}, weight decay {spec.get('weight_decay')} "
+                 f"{spec.get('momentum')}, weight decay {spec.get('weight_decay')}, warm-up "
+                 f"{spec.get('warmup_epochs', 10)} epochs "
                  f"({spec.get('source', '')})")
     return "\n".join(lines)
 
@@ -278,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=float, help="default: the paper's")
     p.add_argument("--weight-decay", type=float, help="default: the paper's")
     p.add_argument("--warmup-epochs", type=float,
-                   help="linear warm-up (default: 10%% of the run, at most 10 epochs)")
+                   help="linear warm-up (default: the method's recipe, at most 10%% of the run; "
+                   "see --help-method)")
     p.add_argument("--extend", action="store_true", help="with --resume: continue the run to a "
                    "new --epochs (the cosine schedule is recomputed for the new length)")
     p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")

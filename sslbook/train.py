@@ -16,7 +16,8 @@ processes.
 
 The default optimizer is the method's paper optimizer (``method.default_optimizer``) with the
 linear scaling rule lr = base_lr x batch / 256 (arXiv:1706.02677), under a linear warm-up then
-cosine schedule (SimCLR arXiv:2002.05709, App. B.1). Checkpoints (:mod:`sslbook.checkpoint`)
+cosine schedule (SimCLR arXiv:2002.05709, App. B.1), the warm-up's length from the method's
+recipe. Checkpoints (:mod:`sslbook.checkpoint`)
 let an interrupted run continue exactly where it stopped.
 
 On a GPU (``precision``, ``compile``, ``sync_every``): autocast in bf16 where the GPU has it
@@ -118,7 +119,10 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
 
     ``optimizer=None`` builds :func:`build_optimizer` (``lr``: lr per 256 images); a given
     optimizer is used as is. Either way :func:`sslbook.optim.warmup_cosine` schedules it, with
-    ``warmup_epochs`` of warm-up (default 10% of the run, at most 10 epochs). The state goes to
+    ``warmup_epochs`` of linear warm-up (default: the method's recipe,
+    ``method.default_optimizer["warmup_epochs"]`` — 10 epochs for SimCLR, BYOL and SwAV, none
+    for MoCo v2 and SimSiam at batch 256 — at most 10% of a shorter run; 10 epochs where the
+    recipe says nothing). The state goes to
     ``checkpoint_path`` every epoch, every ``checkpoint_minutes`` (or
     ``checkpoint_every_steps``) and when ``max_minutes`` run out; ``resume=True`` continues
     from it if it exists, giving the losses of an uninterrupted run; a checkpoint of another run
@@ -176,8 +180,11 @@ def pretrain(method: nn.Module, images: torch.Tensor, *, epochs: int, batch_size
     ckpt = None
     if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
         ckpt = load_checkpoint(checkpoint_path)
-    warmup = min(round(0.1 * total), 10 * spe) if warmup_epochs is None else round(
-        warmup_epochs * spe)
+    if warmup_epochs is None:  # the method's recipe, at most 10% of a shorter run
+        recipe = getattr(method, "default_optimizer", {}).get("warmup_epochs", 10)
+        warmup = min(round(recipe * spe), round(0.1 * total))
+    else:
+        warmup = round(warmup_epochs * spe)
     if extend and ckpt is not None and "warmup_steps" in ckpt:
         warmup = ckpt["warmup_steps"]  # the warm-up already done stays as it was
     scheduler = optim.warmup_cosine(optimizer, warmup, total)

@@ -51,6 +51,7 @@ def test_one_process_losses_are_those_recorded_before_the_refactor(images, key, 
              else augment.preset(run["augment"], 28, 1))
     history = pretrain(method, images, epochs=REFERENCE["epochs"],
                        batch_size=REFERENCE["batch_size"], augment=views, device="cpu",
+                       warmup_epochs=0.1 * REFERENCE["epochs"],  # the warm-up of the record
                        progress=False)
     assert history["loss"] == pytest.approx(run["loss"], rel=1e-5, abs=1e-6)
     assert history["lr"] == pytest.approx(run["lr"], rel=1e-12)

@@ -62,11 +62,13 @@ def test_pretrain_history_schedule_and_knn(fmnist, name):
     assert history["epochs_done"] == 2 and history["images_per_second"] > 0
     assert [k["epoch"] for k in history["knn"]] == [1, 2]
     assert all(0.1 < k["accuracy"] <= 1 for k in history["knn"])  # above chance on real data
-    # warm-up of round(0.1 * 8) = 1 step, then cosine from the scaled paper lr
+    # the recipe's warm-up, capped at round(0.1 * 8) = 1 step (none for MoCo and SimSiam),
+    # then cosine from the scaled paper lr
     peak = method.default_optimizer["lr"] * 64 / 256
-    assert history["lr"][0] == pytest.approx(peak / 2)
-    assert history["lr"][1] == pytest.approx(peak)
-    assert all(a > b for a, b in zip(history["lr"][1:], history["lr"][2:]))
+    w = 1 if method.default_optimizer["warmup_epochs"] else 0
+    assert history["lr"][0] == pytest.approx(peak / 2 if w else peak)
+    assert history["lr"][w] == pytest.approx(peak)
+    assert all(a > b for a, b in zip(history["lr"][w:], history["lr"][w + 1:]))
     assert not same_state(before.encoder, method.encoder)  # the encoder was trained
 
 
@@ -81,6 +83,21 @@ def test_build_optimizer_follows_the_paper():
     assert isinstance(opt, torch.optim.SGD)
     fixed = {id(p) for g in opt.param_groups if g.get("fix_lr") for p in g["params"]}
     assert fixed == {id(p) for p in simsiam.predictor.parameters()}  # SimSiam Sec. 4.4
+
+
+@pytest.mark.parametrize("name, warmup", [("simclr", 2), ("byol", 2), ("swav", 2), ("moco", 0),
+                                          ("simsiam", 0)])
+def test_warmup_comes_from_the_method_recipe(fmnist, name, warmup):
+    """SimCLR, BYOL and SwAV warm up for 10 epochs (capped at 10% of a shorter run: 2 of 20
+    steps here); MoCo v2 and SimSiam at batch 256 not at all; warmup_epochs overrides."""
+    x = fmnist[0][:64 * 4]
+    lr = pretrain(make(name), x, epochs=5, **RUN)["lr"]
+    peak = max(lr)
+    assert lr.index(peak) == warmup  # the first step at full lr
+    assert all(a < b for a, b in zip(lr[:warmup + 1], lr[1:warmup + 1]))  # rising to it
+    assert make(name).default_optimizer["warmup_epochs"] == (10 if warmup else 0)
+    forced = pretrain(make(name), x, epochs=5, warmup_epochs=1, **RUN)["lr"]
+    assert forced.index(max(forced)) == 4  # 1 epoch = 4 steps, whatever the recipe
 
 
 def test_given_optimizer_gets_the_schedule(fmnist):

@@ -10,8 +10,8 @@ Every method is built as ``Method(encoder, **paper_defaults)`` and used as::
     method.on_step_end(step, total_steps)     # e.g. MoCo / BYOL momentum update
 
 ``method.encoder`` is the network to evaluate; ``method.config`` the constructor arguments;
-``Method.default_optimizer`` the paper's optimizer (learning rate per 256 images). The contract
-is :class:`sslbook.methods.base.Method`.
+``Method.default_optimizer`` the paper's optimizer (learning rate per 256 images) and warm-up
+epochs. The contract is :class:`sslbook.methods.base.Method`.
 """
 
 from __future__ import annotations

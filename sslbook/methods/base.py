@@ -26,7 +26,9 @@ from torch import nn
 class Method(nn.Module):
     """Base of the self-supervised methods: config, progress and no-op hooks. Nothing else."""
 
-    default_optimizer: dict = {}  # the paper's optimizer, learning rate per 256 images
+    # the paper's recipe: optimizer, learning rate per 256 images, epochs of linear warm-up
+    # (pretrain caps a recipe's warm-up at 10% of a shorter run; absent: 10 epochs)
+    default_optimizer: dict = {}
     sync_batch_norm: bool = True  # BatchNorm over the global batch in multi-process training
 
     def __init__(self, encoder: nn.Module) -> None:

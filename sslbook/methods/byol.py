@@ -40,6 +40,7 @@ class BYOL(Method):
         "lr": 0.2,  # per 256 images (0.45 for runs of at most 100 epochs)
         "momentum": 0.9,
         "weight_decay": 1.5e-6,
+        "warmup_epochs": 10,
         "source": "BYOL, arXiv:2006.07733, Sec. 3.3 (LARS, lr 0.2 x B/256, weight decay 1.5e-6,"
         " 10 warmup epochs then cosine)",
     }

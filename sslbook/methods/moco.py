@@ -62,8 +62,9 @@ class MoCo(Method):
         "lr": 0.03,  # per 256 images
         "momentum": 0.9,
         "weight_decay": 1e-4,
+        "warmup_epochs": 0,  # none in v1 (step schedule) or v2 (cosine), as main_moco.py
         "source": "MoCo, arXiv:1911.05722, Sec. 4.1 (SGD, lr 0.03 at batch 256, momentum 0.9,"
-        " weight decay 1e-4); v2 adds a cosine schedule (arXiv:2003.04297)",
+        " weight decay 1e-4); v2 adds a cosine schedule (arXiv:2003.04297), no warm-up",
     }
 
     def __init__(

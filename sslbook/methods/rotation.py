@@ -33,6 +33,7 @@ class RotNet(nn.Module):
         "lr": 0.2,  # per 256 images: 0.1 at the paper's batch 128
         "momentum": 0.9,
         "weight_decay": 5e-4,
+        "warmup_epochs": 0,  # a step schedule, no warm-up
         "source": "RotNet, arXiv:1803.07728, Sec. 3.1 (SGD, batch 128, momentum 0.9, weight "
         "decay 5e-4, lr 0.1)",
     }

@@ -38,6 +38,7 @@ class SimCLR(Method):
         "lr": 0.3,  # per 256 images: 4.8 at batch 4096
         "momentum": 0.9,
         "weight_decay": 1e-6,
+        "warmup_epochs": 10,
         "source": "SimCLR, arXiv:2002.05709, Sec. 2.3 (default setting: LARS, lr 0.3 x B/256,"
         " weight decay 1e-6, 10 warmup epochs then cosine)",
     }

@@ -41,6 +41,7 @@ class SimSiam(Method):
         "lr": 0.05,  # per 256 images
         "momentum": 0.9,
         "weight_decay": 1e-4,
+        "warmup_epochs": 0,  # 10 only for batches of 1024 and more (Sec. 4.3)
         "source": "SimSiam, arXiv:2011.10566, Sec. 3 (baseline settings: SGD, lr 0.05 x B/256,"
         " momentum 0.9, weight decay 1e-4, cosine decay)",
     }

@@ -46,8 +46,10 @@ class SwAV(Method):
         "lr": 0.3,  # per 256 images: 4.8 at batch 4096
         "momentum": 0.9,
         "weight_decay": 1e-6,
+        "warmup_epochs": 10,
         "source": "SwAV, arXiv:2006.09882, Appendix A (LARS, lr 4.8 at batch 4096, cosine to"
-        " 0.0048, weight decay 1e-6) and the official main_swav.py",
+        " 0.0048, weight decay 1e-6) and the official main_swav.py and"
+        " scripts/swav_800ep_pretrain.sh (--warmup_epochs 10)",
     }
 
     def __init__(

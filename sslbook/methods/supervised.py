@@ -22,7 +22,7 @@ class Supervised(nn.Module):
         "lr": 0.1,  # per 256 images (Goyal et al., arXiv:1706.02677, Sec. 5.1)
         "momentum": 0.9,
         "weight_decay": 5e-4,
-        "warmup_epochs": 0,  # Goyal et al. warm up only batches above 256 (Sec. 2.2)
+        "warmup_epochs": 0,  # Goyal et al. ramp up to k x the batch-256 lr (Sec. 2.2)
         "source": "Goyal et al., arXiv:1706.02677 (SGD, momentum 0.9, lr 0.1 x B/256); weight "
         "decay 5e-4 as in the CIFAR recipes",
     }

@@ -46,10 +46,11 @@ class SwAV(Method):
         "lr": 0.3,  # per 256 images: 4.8 at batch 4096
         "momentum": 0.9,
         "weight_decay": 1e-6,
-        "warmup_epochs": 10,
+        "warmup_epochs": 10,  # the batch-4096 recipe; the official batch-256 script has 0
         "source": "SwAV, arXiv:2006.09882, Appendix A (LARS, lr 4.8 at batch 4096, cosine to"
         " 0.0048, weight decay 1e-6) and the official main_swav.py and"
-        " scripts/swav_800ep_pretrain.sh (--warmup_epochs 10)",
+        " scripts/swav_800ep_pretrain.sh (batch 4096, --warmup_epochs 10;"
+        " swav_400ep_bs256_pretrain.sh has --warmup_epochs 0)",
     }
 
     def __init__(

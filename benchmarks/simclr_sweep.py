@@ -107,7 +107,8 @@ def main() -> int:
         if args.minutes is not None and time.time() - tic > 60 * args.minutes:
             print(f"stopped: {args.minutes} minutes used; run again to continue", flush=True)
             break
-        rows.append(run_one(b, t, s, args.epochs, device, train, test))
+        rows.append({**run_one(b, t, s, args.epochs, device, train, test),
+                     **provenance(device)})  # each run's own command, commit, machine, date
         record["summary"] = summary(rows)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=1) + "\n")

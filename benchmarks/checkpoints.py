@@ -65,7 +65,9 @@ ABLATIONS = {
     "byol-no-predictor": ("byol", {"use_predictor": False}),  # BYOL Sec. 5, Table 5
     "byol-tau0": ("byol", {"tau_base": 0.0, "tau_schedule": "constant"}),  # BYOL Table 5
     "moco-m0": ("moco", {"momentum": 0.0}),  # MoCo Sec. 4.1, Table 1
-    "moco-no-shuffle-bn": ("moco", {"shuffle_bn": False, "bn_splits": 1}),  # MoCo Sec. 3.3
+    "moco-no-shuffle-bn": ("moco", {"shuffle_bn": False}),  # MoCo Sec. 3.3, App. A.9
+    # whole-batch BN, no shuffle: the CIFAR demo's SyncBatchNorm analogue (--bn-splits 1)
+    "moco-whole-batch-bn": ("moco", {"shuffle_bn": False, "bn_splits": 1}),
     "moco-k512": ("moco", {"queue_size": 512}),  # MoCo Fig. 3 (queue size K)
 }
 MONITOR_EVERY = 25  # ablations: spread on the probe before step 0 and every 25 steps

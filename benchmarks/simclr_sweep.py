@@ -100,6 +100,7 @@ def main() -> int:
                   "lr_scaling": "linear, lr x batch / 256", "schedule": "10% warm-up, cosine",
                   "readouts": "kNN k=200 T=0.1; linear probe, all labels"},
               "rows": rows}
+    started = provenance(device)  # the code this process runs: its commit at start
     tic = time.time()
     for b, t, s in plan:
         if any((r["batch_size"], r["temperature"], r["seed"]) == (b, t, s) for r in rows):
@@ -108,7 +109,7 @@ def main() -> int:
             print(f"stopped: {args.minutes} minutes used; run again to continue", flush=True)
             break
         rows.append({**run_one(b, t, s, args.epochs, device, train, test),
-                     **provenance(device)})  # each run's own command, commit, machine, date
+                     **started})  # the command, commit and machine that made this run
         record["summary"] = summary(rows)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=1) + "\n")

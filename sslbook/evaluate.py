@@ -111,13 +111,22 @@ def linear_probe(train_features, train_labels, test_features, test_labels,
                          f"{len(X)} vs {len(y)} (train), {len(X_test)} vs {len(y_test)} (test)")
     num_classes = int(max(y.max(), y_test.max())) + 1
 
-    def accuracy(C, X_fit, y_fit, X_eval, y_eval, init=None):
-        mean, std = X_fit.mean(0), X_fit.std(0).clamp_min(1e-6)
-        W, b = _fit_logistic((X_fit - mean) / std, y_fit, num_classes, C, max_iter, init)
-        predicted = (((X_eval - mean) / std) @ W + b).argmax(1)
-        return (predicted == y_eval).float().mean().item(), (W, b)
+    best_C, val_scores, (W, b, mean, std) = _fit_probe(X, y, num_classes, Cs, val_fraction,
+                                                       max_iter, seed)
+    test_accuracy = ((((X_test - mean) / std) @ W + b).argmax(1) == y_test).float().mean().item()
+    if return_info:
+        return test_accuracy, {"C": best_C, "val_accuracy": val_scores}
+    return test_accuracy
 
-    val_scores = {}
+
+def _fit_probe(X, y, num_classes, Cs, val_fraction, max_iter, seed):
+    """linear_probe's fit: ``(C, validation accuracies, (W, b, mean, std))``, the logits being
+    ``((X - mean) / std) @ W + b``."""
+    def fit(C, X_fit, y_fit, init=None):
+        mean, std = X_fit.mean(0), X_fit.std(0).clamp_min(1e-6)
+        return _fit_logistic((X_fit - mean) / std, y_fit, num_classes, C, max_iter, init), mean, std
+
+    val_scores, init, best_C = {}, None, Cs[0]
     if len(Cs) > 1:
         generator = torch.Generator().manual_seed(seed)
         val = torch.zeros(len(y), dtype=torch.bool)
@@ -127,18 +136,16 @@ def linear_probe(train_features, train_labels, test_features, test_labels,
             val[idx[:max(1, round(val_fraction * len(idx)))]] = True
         if (~val).sum() == 0:
             raise ValueError("too few training examples to carve a validation split")
-        solutions, init = {}, None
+        solutions = {}
         for C in sorted(Cs):
-            val_scores[C], init = accuracy(C, X[~val], y[~val], X[val], y[val], init)
+            init, mean, std = fit(C, X[~val], y[~val], init)
+            predicted = (((X[val] - mean) / std) @ init[0] + init[1]).argmax(1)
+            val_scores[C] = (predicted == y[val]).float().mean().item()
             solutions[C] = init
         best_C = max(Cs, key=lambda C: (val_scores[C], -C))
         init = solutions[best_C]
-    else:
-        best_C, init = Cs[0], None
-    test_accuracy, _ = accuracy(best_C, X, y, X_test, y_test, init)
-    if return_info:
-        return test_accuracy, {"C": best_C, "val_accuracy": val_scores}
-    return test_accuracy
+    (W, b), mean, std = fit(best_C, X, y, init)
+    return best_C, val_scores, (W, b, mean, std)
 
 
 # --------------------------------------------------------------------------- encoders
@@ -280,7 +287,8 @@ def fine_tune(encoder: torch.nn.Module, train_images: torch.Tensor, train_labels
               test_images: torch.Tensor, test_labels: torch.Tensor, epochs: int = 10,
               batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 1e-4,
               augment=None, device: str | torch.device | None = None, seed: int = 0,
-              encoder_lr: float | None = None, return_model: bool = False):
+              encoder_lr: float | None = None, probe_init: bool = False,
+              return_model: bool = False):
     """Test accuracy after training a copy of ``encoder`` plus a linear head end to end.
 
     The fine-tuning protocol (SimCLR arXiv:2002.05709, Sec. 6 / App. B.5) kept small: AdamW
@@ -293,8 +301,15 @@ def fine_tune(encoder: torch.nn.Module, train_images: torch.Tensor, train_labels
     (arXiv:1801.06146, Sec. 3.2) and layer-wise lr decay (BEiT, arXiv:2106.08254). With
     ``encoder_lr=0`` the encoder is frozen: no gradients, and eval mode, so that BatchNorm's
     running statistics stay as they were (as MoCo's ``main_lincls.py``); this is a linear probe
-    trained by AdamW. ``return_model=True`` returns ``(accuracy, net)``, ``net`` being
-    ``nn.Sequential(encoder copy, linear head)``.
+    trained by AdamW.
+
+    ``probe_init=True`` starts the head from the linear probe (``linear_probe``'s fit on the
+    frozen features of the training images, its standardisation folded into the head; C = 1 when
+    a class has a single example, too few for a validation split): LP-FT (Kumar et al.,
+    "Fine-Tuning can Distort Pretrained Features and Underperform Out-of-Distribution", ICLR 2022,
+    arXiv:2202.10054): fine-tuning starts where the probe ends, and the encoder is not moved by
+    the gradients of a head that is still random (their Sec. 3). ``return_model=True`` returns
+    ``(accuracy, net)``, ``net`` being ``nn.Sequential(encoder copy, linear head)``.
     """
     from sslbook.optim import warmup_cosine
 
@@ -304,6 +319,13 @@ def fine_tune(encoder: torch.nn.Module, train_images: torch.Tensor, train_labels
     num_classes = int(max(y.max(), y_test.max())) + 1
     net = torch.nn.Sequential(copy.deepcopy(encoder),
                               torch.nn.Linear(encoder.feature_dim, num_classes)).to(device)
+    if probe_init:
+        X = features(net[0], train_images, batch_size=512, device=device)
+        Cs = (1.0,) if torch.bincount(y).min() < 2 else (0.01, 0.1, 1.0)
+        _, _, (W, b, mean, std) = _fit_probe(X, y, num_classes, Cs, 0.1, 100, seed)
+        with torch.no_grad():
+            net[1].weight.copy_((W / std[:, None]).T)
+            net[1].bias.copy_(b - (mean / std) @ W)
     steps_per_epoch = max(1, len(y) // batch_size)
     encoder_lr = lr if encoder_lr is None else encoder_lr
     frozen = encoder_lr == 0

@@ -151,3 +151,23 @@ def test_collapse_stats_tell_a_collapsed_network_from_a_spread_one():
                 layer.weight.zero_()
     collapsed = evaluate.collapse_stats(method, images)
     assert collapsed["spread_p"] < 1e-6 and collapsed["spread_z"] == spread["spread_z"]
+
+
+def test_fine_tune_probe_init_starts_the_head_at_the_linear_probe():
+    x, y = data.fashion_mnist("train")
+    torch.manual_seed(0)
+    encoder = evaluate.calibrate_batchnorm(models.create("convnet", width=4), x[:512])
+    train, test = (x[:300], y[:300]), (x[300:700], y[300:700])
+    probe = evaluate.linear_probe(evaluate.features(encoder, train[0]), train[1],
+                                  evaluate.features(encoder, test[0]), test[1])
+    # lr 0 everywhere: the head keeps its initial weights, so the accuracy is the start's
+    started = evaluate.fine_tune(encoder, *train, *test, epochs=1, batch_size=100, lr=0.0,
+                                 encoder_lr=0.0, probe_init=True, device="cpu")
+    assert abs(started - probe) <= 1 / len(test[1]) and probe > 0.5  # chance 0.1
+    random_head = evaluate.fine_tune(encoder, *train, *test, epochs=1, batch_size=100, lr=0.0,
+                                     encoder_lr=0.0, device="cpu")
+    assert random_head < probe - 0.2
+    one_each = data.few_labels(y[:2000], 1, seed=0)  # one per class: C = 1, no split
+    assert len(one_each) == 10 and evaluate.fine_tune(
+        encoder, x[one_each], y[one_each], *test, epochs=2, batch_size=10, lr=1e-3,
+        encoder_lr=1e-4, probe_init=True, device="cpu") > 0.2
